@@ -59,7 +59,9 @@ def test_tsv_output_streams_in_bounded_chunks(opened: MatrixFile) -> None:
     assert max(len(c) for c in chunks) < 2 * sum(len(c) for c in chunks) / (len(chunks) - 1)
 
 
-def test_loom_output_opens_in_loompy_with_nan(tmp_path: Path, source: SourceMatrix, opened: MatrixFile) -> None:
+def test_loom_output_opens_in_loompy_with_nan(
+    tmp_path: Path, source: SourceMatrix, opened: MatrixFile
+) -> None:
     sel = Selection(np.array([1, 3, 77, 4999]), np.arange(37))
     write_loom(opened, sel, tmp_path / "out.loom")
     with loompy.connect(str(tmp_path / "out.loom"), mode="r", validate=True) as ds:

@@ -63,7 +63,8 @@ def test_labels_are_kept_in_order(source: SourceMatrix, opened: MatrixFile) -> N
 
 def test_failed_write_leaves_no_file(tmp_path: Path) -> None:
     dest = tmp_path / "x.h5"
-    with pytest.raises(MatrixFormatError), MatrixWriter(dest, kind="expression", col_attrs={"Sample": ["a", "b"]}) as w:
+    writer = MatrixWriter(dest, kind="expression", col_attrs={"Sample": ["a", "b"]})
+    with pytest.raises(MatrixFormatError), writer as w:
         w.append(np.zeros((2, 3)), {"GeneID": ["g1", "g2"]})
     assert list(tmp_path.iterdir()) == []
 

@@ -50,7 +50,9 @@ def test_per_feature_min_and_max_thresholds(source: SourceMatrix, opened: Matrix
     assert sel.cols.tolist() == expected.tolist()
 
 
-def test_threshold_without_feature_means_any_selected_feature(source: SourceMatrix, opened: MatrixFile) -> None:
+def test_threshold_without_feature_means_any_selected_feature(
+    source: SourceMatrix, opened: MatrixFile
+) -> None:
     rows = [7, 8, 9]
     q = SliceQuery(feature_ids=tuple(source.gene_ids[r] for r in rows), min_expression=(Threshold(60.0),))
     sel = select(opened, q)
@@ -69,7 +71,9 @@ def test_nan_never_satisfies_a_bound(source: SourceMatrix, opened: MatrixFile) -
 
 
 @pytest.mark.parametrize("with_samples", [False, True])
-def test_feature_min_max_value_keep_features(source: SourceMatrix, opened: MatrixFile, with_samples: bool) -> None:
+def test_feature_min_max_value_keep_features(
+    source: SourceMatrix, opened: MatrixFile, with_samples: bool
+) -> None:
     cols = [1, 5, 9] if with_samples else list(range(37))
     q = SliceQuery(sample_ids=tuple(source.samples[c] for c in cols) if with_samples else None,
                    feature_min_value=40.0, feature_max_value=2.0)
