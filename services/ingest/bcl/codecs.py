@@ -1,0 +1,492 @@
+"""Binary codecs for Illumina base-call files: read AND write (the simulator writes them).
+
+Layouts (all little-endian) are documented in /work/shared/reference/illumina-run-formats.md
+sections 3-5. Base calls are handled as "BCL bytes" everywhere: bits 0-1 base (A,C,G,T),
+bits 2-7 Phred quality; a byte whose quality bits are 0 is a no-call (N). CBCL nibbles are
+converted to BCL bytes on read (quality bin -> Phred through the header table).
+
+Readers take ``bytes`` plus a ``path`` used only in error messages; streaming readers
+(``BclStream``, ``CbclTileStream``) read a tile chunk by chunk so memory is bounded by the chunk.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+import numpy as np
+import numpy.typing as npt
+from isal import igzip as _igzip_mod
+from isal import isal_zlib as _isal_zlib_mod
+
+from .errors import BaseCallFileError
+
+U8 = npt.NDArray[np.uint8]
+F32 = npt.NDArray[np.float32]
+BOOL = npt.NDArray[np.bool_]
+
+FILTER_VERSION = 3
+
+# isal ships no type hints: one typed view of it here
+igzip: Any = _igzip_mod
+isal_zlib: Any = _isal_zlib_mod
+GZIP_ERRORS: tuple[type[BaseException], ...] = (
+    zlib.error,
+    cast(type[BaseException], isal_zlib.error),
+    EOFError,
+)
+GZIP_IO_ERRORS: tuple[type[BaseException], ...] = (OSError, *GZIP_ERRORS)
+
+
+# ----------------------------------------------------------------------------------------- BCL
+
+
+def encode_bcl(calls: U8) -> bytes:
+    """Uncompressed .bcl: uint32 cluster count then one byte per cluster."""
+    calls = np.ascontiguousarray(calls, dtype=np.uint8)
+    return struct.pack("<I", calls.size) + calls.tobytes()
+
+
+def decode_bcl(data: bytes, *, path: str | Path = "<bcl>") -> U8:
+    if len(data) < 4:
+        raise BaseCallFileError(f"truncated BCL: {len(data)} bytes, no header", path=path)
+    (n,) = struct.unpack_from("<I", data)
+    if len(data) != 4 + n:
+        raise BaseCallFileError(f"BCL header says {n} clusters but the file holds {len(data) - 4}", path=path)
+    return np.frombuffer(data, dtype=np.uint8, offset=4).copy()
+
+
+def gzip_bytes(data: bytes, level: int = 1) -> bytes:
+    out: bytes = igzip.compress(data, compresslevel=min(max(level, 0), 3))
+    return out
+
+
+def read_bcl_file(path: Path) -> U8:
+    """Read a whole .bcl or .bcl.gz file."""
+    try:
+        raw = path.read_bytes()
+        if path.name.endswith(".gz"):
+            raw = igzip.decompress(raw)
+    except OSError as e:
+        raise BaseCallFileError(f"cannot read: {e.strerror or e}", path=path) from None
+    except GZIP_ERRORS as e:
+        raise BaseCallFileError(f"corrupt gzip stream ({e})", path=path) from None
+    return decode_bcl(raw, path=path)
+
+
+class BclStream:
+    """Reads a per-tile .bcl/.bcl.gz file in chunks of clusters (memory bounded by the chunk)."""
+
+    def __init__(self, path: Path, *, display: str | None = None) -> None:
+        self.path = path
+        self.display = display or str(path)
+        try:
+            self._f: BinaryIO = igzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+        except OSError as e:
+            raise BaseCallFileError(f"cannot open: {e.strerror or e}", path=self.display) from None
+        head = self._read_exact(4, "header")
+        (self.clusters,) = struct.unpack("<I", head)
+        self._left = self.clusters
+
+    def _read_exact(self, n: int, what: str) -> bytes:
+        try:
+            data = self._f.read(n)
+        except GZIP_IO_ERRORS as e:
+            raise BaseCallFileError(
+                f"corrupt or truncated file while reading {what} ({e})", path=self.display
+            ) from None
+        if len(data) != n:
+            raise BaseCallFileError(
+                f"truncated: expected {n} more bytes of {what}, got {len(data)}", path=self.display
+            )
+        return data
+
+    def read(self, n: int) -> U8:
+        if n > self._left:
+            raise BaseCallFileError(f"asked for {n} clusters, only {self._left} left", path=self.display)
+        self._left -= n
+        return np.frombuffer(self._read_exact(n, "base calls"), dtype=np.uint8)
+
+    def finish(self) -> None:
+        """Check there is nothing after the last cluster, then close."""
+        try:
+            extra = self._f.read(1)
+        except GZIP_IO_ERRORS as e:
+            raise BaseCallFileError(f"corrupt file trailer ({e})", path=self.display) from None
+        finally:
+            self._f.close()
+        if extra:
+            raise BaseCallFileError(
+                f"more data than the {self.clusters} clusters the header declares", path=self.display
+            )
+
+    def close(self) -> None:
+        self._f.close()
+
+
+# -------------------------------------------------------------------------------------- filter
+
+
+def encode_filter(pf: BOOL | Sequence[bool], *, version: int = FILTER_VERSION) -> bytes:
+    arr = np.asarray(pf, dtype=np.uint8)
+    return struct.pack("<III", 0, version, arr.size) + arr.tobytes()
+
+
+def decode_filter(data: bytes, *, path: str | Path = "<filter>") -> BOOL:
+    if len(data) < 12:
+        raise BaseCallFileError(f"truncated filter file: {len(data)} bytes, header needs 12", path=path)
+    zero, version, n = struct.unpack_from("<III", data)
+    if zero != 0 or version != FILTER_VERSION:
+        raise BaseCallFileError(
+            f"unsupported filter version {version} (expected {FILTER_VERSION})", path=path
+        )
+    if len(data) != 12 + n:
+        raise BaseCallFileError(
+            f"filter header says {n} clusters but the file holds {len(data) - 12}", path=path
+        )
+    flags = np.frombuffer(data, dtype=np.uint8, offset=12)
+    if flags.size and int(flags.max()) > 1:
+        bad = int(np.argmax(flags > 1))
+        raise BaseCallFileError(f"invalid PF flag 0x{int(flags[bad]):02x} at cluster {bad}", path=path)
+    return flags.astype(bool)
+
+
+# ---------------------------------------------------------------------------------- positions
+
+
+def encode_locs(xy: F32) -> bytes:
+    xy = np.ascontiguousarray(xy, dtype="<f4").reshape(-1, 2)
+    return struct.pack("<IfI", 1, 1.0, xy.shape[0]) + xy.tobytes()
+
+
+def decode_locs(data: bytes, *, path: str | Path = "<locs>") -> F32:
+    """(n, 2) float32 array of x, y pixel positions."""
+    if len(data) < 12:
+        raise BaseCallFileError(f"truncated locs file: {len(data)} bytes, header needs 12", path=path)
+    _one, _fone, n = struct.unpack_from("<IfI", data)
+    if len(data) != 12 + 8 * n:
+        raise BaseCallFileError(
+            f"locs header says {n} clusters but the file holds {(len(data) - 12) / 8:g}", path=path
+        )
+    return np.frombuffer(data, dtype="<f4", offset=12).reshape(n, 2).astype(np.float32)
+
+
+CLOCS_BLOCK = 25
+CLOCS_IMAGE_WIDTH = 2048
+CLOCS_BINS_PER_ROW = (CLOCS_IMAGE_WIDTH + CLOCS_BLOCK - 1) // CLOCS_BLOCK  # 82
+
+
+def clocs_order(xy: F32) -> npt.NDArray[np.intp]:
+    """Cluster order a .clocs file imposes: by bin (row-major), stable within a bin."""
+    bins = _clocs_bins(xy)
+    return np.argsort(bins, kind="stable")
+
+
+def _clocs_bins(xy: F32) -> npt.NDArray[np.int64]:
+    col = (xy[:, 0] // CLOCS_BLOCK).astype(np.int64)
+    row = (xy[:, 1] // CLOCS_BLOCK).astype(np.int64)
+    if col.size and (col.min() < 0 or col.max() >= CLOCS_BINS_PER_ROW or row.min() < 0):
+        raise ValueError("position outside the clocs image")
+    return row * CLOCS_BINS_PER_ROW + col
+
+
+def encode_clocs(xy: F32) -> bytes:
+    """Encode positions (which must already be in clocs order) quantised to 0.1 px."""
+    xy64 = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    bins = _clocs_bins(xy64.astype(np.float32))
+    if bins.size and np.any(np.diff(bins) < 0):
+        raise ValueError("positions are not in clocs bin order")
+    nbins = int(bins.max()) + 1 if bins.size else 0
+    counts = np.bincount(bins, minlength=nbins)
+    if counts.size and counts.max() > 255:
+        raise ValueError("more than 255 clusters in one clocs bin")
+    dx = np.floor((xy64[:, 0] - (bins % CLOCS_BINS_PER_ROW) * CLOCS_BLOCK) * 10).astype(np.uint8)
+    dy = np.floor((xy64[:, 1] - (bins // CLOCS_BINS_PER_ROW) * CLOCS_BLOCK) * 10).astype(np.uint8)
+    out = bytearray(struct.pack("<BI", 1, nbins))
+    pairs = np.stack([dx, dy], axis=1).tobytes()
+    pos = 0
+    for c in counts.tolist():
+        out.append(c)
+        out += pairs[pos : pos + 2 * c]
+        pos += 2 * c
+    return bytes(out)
+
+
+def decode_clocs(data: bytes, *, path: str | Path = "<clocs>") -> F32:
+    if len(data) < 5:
+        raise BaseCallFileError("truncated clocs file: no header", path=path)
+    _version, nbins = struct.unpack_from("<BI", data)
+    pos = 5
+    xs: list[npt.NDArray[np.float32]] = []
+    ys: list[npt.NDArray[np.float32]] = []
+    mv = memoryview(data)
+    for b in range(nbins):
+        if pos >= len(data):
+            raise BaseCallFileError(f"truncated clocs file in bin {b} of {nbins}", path=path)
+        c = data[pos]
+        pos += 1
+        if pos + 2 * c > len(data):
+            raise BaseCallFileError(f"truncated clocs file in bin {b} of {nbins}", path=path)
+        if c:
+            d = np.frombuffer(mv[pos : pos + 2 * c], dtype=np.uint8).reshape(c, 2).astype(np.float32)
+            xs.append((b % CLOCS_BINS_PER_ROW) * CLOCS_BLOCK + d[:, 0] / np.float32(10))
+            ys.append((b // CLOCS_BINS_PER_ROW) * CLOCS_BLOCK + d[:, 1] / np.float32(10))
+        pos += 2 * c
+    if pos != len(data):
+        raise BaseCallFileError(f"{len(data) - pos} unexpected bytes after the last clocs bin", path=path)
+    if not xs:
+        return np.zeros((0, 2), dtype=np.float32)
+    return np.stack([np.concatenate(xs), np.concatenate(ys)], axis=1).astype(np.float32)
+
+
+def fastq_coordinates(xy: F32) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """CASAVA 1.8 / bcl2fastq convention: X = round(10x + 1000), Y = round(10y + 1000), half up."""
+    xy64 = np.asarray(xy, dtype=np.float64)
+    x = np.floor(xy64[:, 0] * 10 + 1000 + 0.5).astype(np.int64)
+    y = np.floor(xy64[:, 1] * 10 + 1000 + 0.5).astype(np.int64)
+    return x, y
+
+
+def read_positions(path: Path, *, display: str | None = None) -> F32:
+    disp = display or str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise BaseCallFileError(f"cannot read: {e.strerror or e}", path=disp) from None
+    return decode_clocs(data, path=disp) if path.name.endswith(".clocs") else decode_locs(data, path=disp)
+
+
+# ---------------------------------------------------------------------------------------- CBCL
+
+
+@dataclass(frozen=True)
+class CbclTile:
+    tile: int
+    clusters: int  # clusters in the tile (the filter file's count)
+    uncompressed: int
+    compressed: int
+
+
+@dataclass(frozen=True)
+class CbclHeader:
+    version: int
+    header_size: int
+    bits_per_base: int
+    bits_per_quality: int
+    bins: tuple[tuple[int, int], ...]
+    tiles: tuple[CbclTile, ...]
+    pf_excluded: bool
+
+    def offsets(self) -> dict[int, int]:
+        """Tile number -> absolute offset of its compressed block."""
+        out, pos = {}, self.header_size
+        for t in self.tiles:
+            out[t.tile] = pos
+            pos += t.compressed
+        return out
+
+    def quality_table(self) -> U8:
+        """Bin index -> Phred, as a 4-entry table."""
+        table = np.zeros(1 << self.bits_per_quality, dtype=np.uint8)
+        for idx, q in self.bins:
+            if 0 <= idx < table.size:
+                table[idx] = min(q, 63)
+        return table
+
+
+NOVASEQ_BINS = ((0, 2), (1, 12), (2, 23), (3, 37))
+
+
+def pack_nibbles(calls: U8, bins: Sequence[tuple[int, int]] = NOVASEQ_BINS) -> U8:
+    """BCL bytes -> CBCL nibbles packed two per byte (first cluster in the low nibble).
+
+    Each call's quality is mapped to the nearest bin of ``bins`` (excluding bin 0, which is reserved
+    for no-calls); a no-call becomes nibble 0.
+    """
+    calls = np.asarray(calls, dtype=np.uint8)
+    q = calls >> 2
+    base = calls & 3
+    bin_idx = np.array([b for b, _ in bins if b != 0], dtype=np.uint8)
+    bin_q = np.array([p for b, p in bins if b != 0], dtype=np.int16)
+    nearest = bin_idx[np.abs(q[:, None].astype(np.int16) - bin_q[None, :]).argmin(axis=1)]
+    nib = np.where(q == 0, 0, (nearest << 2) | base).astype(np.uint8)
+    if nib.size % 2:
+        nib = np.append(nib, np.uint8(0))
+    return (nib[0::2] | (nib[1::2] << 4)).astype(np.uint8)
+
+
+def unpack_nibbles(packed: U8, n: int, table: U8) -> U8:
+    """CBCL packed nibbles -> BCL bytes for the first ``n`` clusters."""
+    nib = np.empty(packed.size * 2, dtype=np.uint8)
+    nib[0::2] = packed & 0x0F
+    nib[1::2] = packed >> 4
+    nib = nib[:n]
+    qbin = nib >> 2
+    phred = table[qbin]
+    return np.where(qbin == 0, 0, (phred << 2) | (nib & 3)).astype(np.uint8)
+
+
+def encode_cbcl(
+    tiles: Sequence[tuple[int, int, U8]],
+    *,
+    bins: Sequence[tuple[int, int]] = NOVASEQ_BINS,
+    pf_excluded: bool = False,
+    level: int = 1,
+) -> bytes:
+    """Build a CBCL file. ``tiles`` = (tile number, clusters in tile, BCL bytes of the stored clusters)."""
+    blocks, records = [], []
+    for tile, clusters, calls in tiles:
+        raw = pack_nibbles(calls, bins).tobytes()
+        comp = gzip_bytes(raw, level)
+        blocks.append(comp)
+        records.append(struct.pack("<IIII", tile, clusters, len(raw), len(comp)))
+    body = struct.pack("<BBI", 2, 2, len(bins)) + b"".join(struct.pack("<II", i, q) for i, q in bins)
+    body += struct.pack("<I", len(tiles)) + b"".join(records) + struct.pack("<B", 1 if pf_excluded else 0)
+    header_size = 6 + len(body)
+    return struct.pack("<HI", 1, header_size) + body + b"".join(blocks)
+
+
+def parse_cbcl_header(head: bytes, *, path: str | Path = "<cbcl>") -> CbclHeader:
+    """Parse a CBCL header from (at least) its first ``header_size`` bytes."""
+    try:
+        version, header_size, bpb, bpq, nbins = struct.unpack_from("<HIBBI", head)
+        pos = 12
+        bins = tuple(struct.unpack_from("<II", head, pos + 8 * i) for i in range(nbins))
+        pos += 8 * nbins
+        (ntiles,) = struct.unpack_from("<I", head, pos)
+        pos += 4
+        tiles = tuple(CbclTile(*struct.unpack_from("<IIII", head, pos + 16 * i)) for i in range(ntiles))
+        pos += 16 * ntiles
+        (pf,) = struct.unpack_from("<B", head, pos)
+        pos += 1
+    except struct.error:
+        raise BaseCallFileError("truncated CBCL header", path=path) from None
+    if version != 1:
+        raise BaseCallFileError(f"unsupported CBCL version {version}", path=path)
+    if bpb != 2 or bpq != 2:
+        raise BaseCallFileError(
+            f"unsupported CBCL bits per base/quality {bpb}/{bpq} (expected 2/2)", path=path
+        )
+    if pos != header_size:
+        raise BaseCallFileError(
+            f"CBCL header size field {header_size} does not match its content ({pos})", path=path
+        )
+    return CbclHeader(
+        version, header_size, bpb, bpq, tuple((int(a), int(b)) for a, b in bins), tiles, bool(pf)
+    )
+
+
+def read_cbcl_header(f: BinaryIO, *, path: str | Path) -> CbclHeader:
+    first = f.read(6)
+    if len(first) < 6:
+        raise BaseCallFileError("truncated CBCL header", path=path)
+    (_v, size) = struct.unpack("<HI", first)
+    if size > 64 * 1024 * 1024:
+        raise BaseCallFileError(f"implausible CBCL header size {size}", path=path)
+    return parse_cbcl_header(first + f.read(size - 6), path=path)
+
+
+def decode_cbcl(data: bytes, *, path: str | Path = "<cbcl>") -> tuple[CbclHeader, dict[int, U8]]:
+    """Whole-file decode: header and, per tile, the BCL bytes of the stored clusters."""
+    header = parse_cbcl_header(data, path=path)
+    table = header.quality_table()
+    out: dict[int, U8] = {}
+    for t, off in zip(header.tiles, header.offsets().values(), strict=True):
+        block = data[off : off + t.compressed]
+        if len(block) != t.compressed:
+            raise BaseCallFileError(f"truncated CBCL: tile {t.tile} block is cut short", path=path)
+        try:
+            raw = igzip.decompress(block)
+        except GZIP_IO_ERRORS as e:
+            raise BaseCallFileError(f"corrupt CBCL block for tile {t.tile} ({e})", path=path) from None
+        if len(raw) != t.uncompressed:
+            raise BaseCallFileError(
+                f"tile {t.tile}: block decompresses to {len(raw)} bytes, header says {t.uncompressed}",
+                path=path,
+            )
+        out[t.tile] = unpack_nibbles(np.frombuffer(raw, dtype=np.uint8), len(raw) * 2, table)
+    return header, out
+
+
+class CbclTileStream:
+    """Streams the stored clusters of one tile of one CBCL file, chunk by chunk."""
+
+    def __init__(self, path: Path, tile: int, *, stored: int, display: str | None = None) -> None:
+        self.display = display or str(path)
+        try:
+            self._f = open(path, "rb")
+        except OSError as e:
+            raise BaseCallFileError(f"cannot open: {e.strerror or e}", path=self.display) from None
+        try:
+            header = read_cbcl_header(self._f, path=self.display)
+        except BaseException:
+            self._f.close()
+            raise
+        self.header = header
+        rec = next((t for t in header.tiles if t.tile == tile), None)
+        if rec is None:
+            self._f.close()
+            raise BaseCallFileError(f"tile {tile} is missing from the CBCL tile records", path=self.display)
+        if rec.uncompressed != (stored + 1) // 2:
+            self._f.close()
+            raise BaseCallFileError(
+                f"tile {tile}: block holds {rec.uncompressed * 2} clusters' nibbles, "
+                f"expected {stored} clusters",
+                path=self.display,
+            )
+        self.record = rec
+        self._f.seek(header.offsets()[tile])
+        self._comp_left = rec.compressed
+        self._dec = isal_zlib.decompressobj(31)
+        self._buf = np.zeros(0, dtype=np.uint8)  # decoded, not yet returned BCL bytes
+        self._left = stored
+        self._table = header.quality_table()
+        self._raw_total = 0
+
+    def _fill(self, need: int) -> None:
+        parts = [self._buf]
+        have = self._buf.size
+        while have < need:
+            if self._dec.unconsumed_tail:
+                chunk = self._dec.unconsumed_tail
+            else:
+                if self._comp_left <= 0:
+                    raise BaseCallFileError(f"tile {self.record.tile}: block ends early", path=self.display)
+                chunk = self._f.read(min(self._comp_left, 1 << 20))
+                if not chunk:
+                    raise BaseCallFileError(
+                        f"truncated CBCL: tile {self.record.tile} block is cut short", path=self.display
+                    )
+                self._comp_left -= len(chunk)
+            try:
+                raw = self._dec.decompress(chunk, 1 << 22)
+            except GZIP_ERRORS as e:
+                raise BaseCallFileError(
+                    f"corrupt CBCL block for tile {self.record.tile} ({e})", path=self.display
+                ) from None
+            self._raw_total += len(raw)
+            if self._raw_total > self.record.uncompressed:
+                raise BaseCallFileError(
+                    f"tile {self.record.tile}: block decompresses to more than "
+                    f"{self.record.uncompressed} bytes",
+                    path=self.display,
+                )
+            calls = unpack_nibbles(np.frombuffer(raw, dtype=np.uint8), len(raw) * 2, self._table)
+            parts.append(calls)
+            have += calls.size
+        self._buf = np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def read(self, n: int) -> U8:
+        if n > self._left:
+            raise BaseCallFileError(f"asked for {n} clusters, only {self._left} left", path=self.display)
+        self._fill(n)
+        out, self._buf = self._buf[:n], self._buf[n:]
+        self._left -= n
+        return out
+
+    def close(self) -> None:
+        self._f.close()
