@@ -1,0 +1,146 @@
+"""Answering one allele request against one memory-mapped dataset index.
+
+Query semantics (documented in docs/beacon.md):
+
+* ``start`` only: variants whose start equals ``start``;
+* ``start`` + ``end``: start equals ``start`` and end equals ``end`` (precise structural variants);
+* brackets: ``startMin <= start <= startMax`` and ``endMin <= end <= endMax``, **both bounds
+  inclusive** as the spec text says ("startMin = startMax" gives a precise match);
+* ``referenceBases``/``alternateBases``: anchored, exact-length match where ``N`` is one base; a bare
+  ``N`` matches any allele; ``variantType`` compares the stored type; ``mateName`` the BND partner.
+
+Counts over the matched alleles: variantCount = sum of AC, callCount = sum of AN over distinct sites,
+frequency = variantCount / callCount, sampleCount = samples carrying a matched allele.  Pure numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from .alleles import ALT_CODEC, CHROMOSOME_CODE, REF_CODEC, VARIANT_TYPE_CODE, VARIANT_TYPES
+from .index import MISSING, ChromColumns, DatasetIndex
+from .models import AlleleRequest
+
+MAX_REPORTED_ALLELES: Final = 10
+
+
+@dataclass(frozen=True)
+class DatasetMatch:
+    exists: bool
+    alleles: int = 0
+    variant_count: int | None = 0
+    call_count: int | None = None
+    sample_count: int | None = 0
+    frequency: float | None = 0.0
+    examples: tuple[dict[str, Any], ...] = ()
+
+
+MISS: Final = DatasetMatch(exists=False)
+
+
+def match(index: DatasetIndex, q: AlleleRequest, *, samples: int | None = None) -> DatasetMatch:
+    cols = index.chromosomes.get(q.referenceName)
+    if cols is None or len(cols) == 0:
+        return MISS
+    lo, hi = _position_slice(cols, q)
+    if lo >= hi:
+        return MISS
+    rows = _filter(cols, q, lo, hi)
+    if rows.size == 0:
+        return MISS
+    return _summarise(cols, rows, q.referenceName, samples)
+
+
+def _position_slice(cols: ChromColumns, q: AlleleRequest) -> tuple[int, int]:
+    if q.start is not None:
+        first, last = q.start, q.start
+    else:
+        assert q.startMin is not None and q.startMax is not None
+        first, last = q.startMin, q.startMax
+    lo = int(np.searchsorted(cols.start, first, side="left"))
+    hi = int(np.searchsorted(cols.start, last, side="right"))
+    return lo, hi
+
+
+def _filter(cols: ChromColumns, q: AlleleRequest, lo: int, hi: int) -> npt.NDArray[np.intp]:
+    keep = np.ones(hi - lo, dtype=bool)
+    if q.start is not None and q.end is not None:
+        keep &= cols.end[lo:hi] == q.end
+    if q.endMin is not None and q.endMax is not None:
+        ends = cols.end[lo:hi]
+        keep &= (ends >= q.endMin) & (ends <= q.endMax)
+    if q.referenceBases != "N":
+        keep &= REF_CODEC.matches(np.asarray(cols.ref[lo:hi]), q.referenceBases, cols.side_ref)
+    if q.alternateBases is not None and q.alternateBases != "N":
+        keep &= ALT_CODEC.matches(np.asarray(cols.alt[lo:hi]), q.alternateBases, cols.side_alt)
+    if q.variantType is not None:
+        keep &= cols.vtype[lo:hi] == VARIANT_TYPE_CODE[q.variantType]
+    if q.mateName is not None:
+        keep &= cols.mate[lo:hi] == CHROMOSOME_CODE[q.mateName]
+    return np.flatnonzero(keep) + lo
+
+
+def _summarise(
+    cols: ChromColumns, rows: npt.NDArray[np.intp], chrom: str, samples: int | None
+) -> DatasetMatch:
+    ac = cols.ac[rows]
+    an = cols.an[rows]
+    sc = cols.sc[rows]
+    variant_count = None if bool((ac == MISSING).any()) else int(ac.sum(dtype=np.uint64))
+    call_count = _distinct_site_an(cols, rows, an)
+    sample_count = None if bool((sc == MISSING).any()) else int(sc.sum(dtype=np.uint64))
+    if sample_count is not None and samples is not None:
+        sample_count = min(sample_count, samples)
+    return DatasetMatch(
+        exists=True,
+        alleles=int(rows.size),
+        variant_count=variant_count,
+        call_count=call_count,
+        sample_count=sample_count,
+        frequency=_frequency(cols, rows, variant_count, call_count),
+        examples=tuple(_describe(cols, int(r), chrom) for r in rows[:MAX_REPORTED_ALLELES]),
+    )
+
+
+def _distinct_site_an(
+    cols: ChromColumns, rows: npt.NDArray[np.intp], an: npt.NDArray[np.uint32]
+) -> int | None:
+    """AN summed once per site: alleles split from one record share start, REF and AN."""
+    if bool((an == MISSING).any()):
+        return None
+    sites = np.unique(
+        np.stack([cols.start[rows].astype(np.int64), cols.ref[rows].astype(np.int64), an.astype(np.int64)]),
+        axis=1,
+    )
+    return int(sites[2].sum())
+
+
+def _frequency(
+    cols: ChromColumns, rows: npt.NDArray[np.intp], ac: int | None, an: int | None
+) -> float | None:
+    if ac is not None and an:
+        return min(1.0, ac / an)
+    if rows.size == 1:
+        af = float(cols.af[rows[0]])
+        if not np.isnan(af):
+            return min(1.0, max(0.0, af))
+    return None
+
+
+def _describe(cols: ChromColumns, row: int, chrom: str) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "referenceName": chrom,
+        "start": int(cols.start[row]),
+        "end": int(cols.end[row]),
+        "referenceBases": REF_CODEC.unpack(int(cols.ref[row]), cols.side_ref),
+        "alternateBases": ALT_CODEC.unpack(int(cols.alt[row]), cols.side_alt),
+        "variantType": VARIANT_TYPES[int(cols.vtype[row])],
+    }
+    for key, column in (("alleleCount", cols.ac), ("alleleNumber", cols.an)):
+        if column[row] != MISSING:
+            out[key] = int(column[row])
+    return out
