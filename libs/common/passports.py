@@ -118,9 +118,7 @@ class PassportVisas:
 
     def datasets(self, prefix: str | None = None) -> frozenset[str]:
         """Dataset ids granted by ControlledAccessGrants visas."""
-        return frozenset(
-            v.dataset_id(prefix) for v in self.accepted if isinstance(v, ControlledAccessGrants)
-        )
+        return frozenset(v.dataset_id(prefix) for v in self.accepted if isinstance(v, ControlledAccessGrants))
 
     def is_bona_fide(self, policy: str = REGISTERED_ACCESS_POLICY) -> bool:
         """Registered access: a ResearcherStatus and an AcceptedTermsAndPolicies visa for `policy`."""
