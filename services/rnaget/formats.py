@@ -78,8 +78,9 @@ def _read_header(src: IO[bytes], source: str) -> tuple[int, bytes]:
     raise MatrixFormatError(f"{source}: no header row")
 
 
-def _tsv_blocks(src: IO[bytes], lineno: int, n_labels: int, n_cols: int,
-                source: str) -> Iterator[tuple[int, list[list[str]], FloatArray]]:
+def _tsv_blocks(
+    src: IO[bytes], lineno: int, n_labels: int, n_cols: int, source: str
+) -> Iterator[tuple[int, list[list[str]], FloatArray]]:
     labels: list[list[str]] = [[] for _ in range(n_labels)]
     rests: list[bytes] = []
     first = lineno + 1
@@ -106,8 +107,9 @@ def _parse_values(rests: list[bytes], n_cols: int, first: int, source: str) -> F
     except ValueError as e:
         raise MatrixFormatError(f"{source} rows from line {first}: {_loadtxt_message(e)}") from None
     if values.shape[1] != n_cols:
-        raise MatrixFormatError(f"{source} rows from line {first}: {values.shape[1]} values per row, "
-                                f"header has {n_cols} columns")
+        raise MatrixFormatError(
+            f"{source} rows from line {first}: {values.shape[1]} values per row, header has {n_cols} columns"
+        )
     return values
 
 
@@ -148,8 +150,9 @@ def import_loom(src: Path, dest: Path, *, kind: str = EXPRESSION) -> tuple[int, 
     return n_rows, n_cols
 
 
-def _loom_attrs(h5: Any, group: str, required: Sequence[str], n: int, name: str,
-                extra: bool = False) -> dict[str, list[str]]:
+def _loom_attrs(
+    h5: Any, group: str, required: Sequence[str], n: int, name: str, extra: bool = False
+) -> dict[str, list[str]]:
     if group not in h5:
         raise MatrixFormatError(f"{name}: no /{group}")
     names = list(required) + ([k for k in h5[group] if k not in required] if extra else [])
@@ -186,7 +189,7 @@ def format_block(values: FloatArray) -> list[bytes]:
         text = text.replace(b"null", b"NaN")
     # "[[a,b],[c,d]]" -> "a\tb\n\tc\td\n\n": the row separator's "," becomes the label tab
     rows = text.translate(_TSV_TABLE, b"[").split(b"\n")
-    return [rows[0], *(r[1:] for r in rows[1:values.shape[0]])]
+    return [rows[0], *(r[1:] for r in rows[1 : values.shape[0]])]
 
 
 _TSV_TABLE = bytes.maketrans(b",]", b"\t\n")
@@ -205,8 +208,9 @@ def tsv_chunks(mf: MatrixFile, sel: Selection, *, comments: Sequence[str] = ()) 
     head.append("\t".join([*row_names, *col_labels]))
     yield ("\n".join(head) + "\n").encode()
     for rows, values in mf.iter_blocks(sel, _OUT_BLOCK):
-        labels = ["\t".join(t) for t in zip(*(mf.row_attrs[n][rows].tolist() for n in row_names),
-                                             strict=True)]
+        labels = [
+            "\t".join(t) for t in zip(*(mf.row_attrs[n][rows].tolist() for n in row_names), strict=True)
+        ]
         lines = format_block(values)
         yield b"".join(lab.encode() + b"\t" + line + b"\n" for lab, line in zip(labels, lines, strict=True))
 
@@ -238,17 +242,18 @@ def write_loom(mf: MatrixFile, sel: Selection, dest: Path) -> None:
             h5.attrs["LOOM_SPEC_VERSION"] = "2.0.1"
             h5.attrs["CreationDate"] = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
             chunks = (max(1, min(64, n_rows)), max(1, min(64, n_cols))) if n_rows and n_cols else None
-            matrix = h5.create_dataset("matrix", shape=(n_rows, n_cols), dtype=np.float32,
-                                       chunks=chunks, fillvalue=np.nan)
+            matrix = h5.create_dataset(
+                "matrix", shape=(n_rows, n_cols), dtype=np.float32, chunks=chunks, fillvalue=np.nan
+            )
             pos = 0
             for rows, values in mf.iter_blocks(sel, BLOCK_ROWS):
-                matrix[pos:pos + rows.size] = values
+                matrix[pos : pos + rows.size] = values
                 pos += rows.size
             parts = (("row_attrs", mf.row_attrs, sel.rows), ("col_attrs", mf.col_attrs, sel.cols))
             for group, attrs, idx in parts:
                 g = h5.create_group(group)
-                for name, values in attrs.items():
-                    g.create_dataset(name, data=_ascii(values[idx].tolist()))
+                for name, labels in attrs.items():
+                    g.create_dataset(name, data=_ascii(labels[idx].tolist()))
             for group in ("layers", "row_graphs", "col_graphs"):
                 h5.create_group(group)
         os.replace(tmp, dest)

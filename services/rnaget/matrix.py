@@ -97,8 +97,9 @@ class MatrixWriter:
             raise MatrixFormatError("every row block must carry the same row attributes")
         for name, labels in row_attrs.items():
             if len(labels) != block.shape[0]:
-                raise MatrixFormatError(f"row attribute {name!r} has {len(labels)} values for "
-                                        f"{block.shape[0]} rows")
+                raise MatrixFormatError(
+                    f"row attribute {name!r} has {len(labels)} values for {block.shape[0]} rows"
+                )
             self._row_attrs[name].extend(labels)
         self._pending.append(block)
         self._pending_rows += block.shape[0]
@@ -126,11 +127,21 @@ class MatrixWriter:
     def _create_datasets(self) -> None:
         rc, cc = _chunks(BLOCK_ROWS, self.n_cols)
         self._by_row = self._h5.create_dataset(
-            "by_row", shape=(0, self.n_cols), maxshape=(None, self.n_cols), dtype=np.float32,
-            chunks=(rc, cc), fillvalue=np.nan)
+            "by_row",
+            shape=(0, self.n_cols),
+            maxshape=(None, self.n_cols),
+            dtype=np.float32,
+            chunks=(rc, cc),
+            fillvalue=np.nan,
+        )
         self._by_col = self._h5.create_dataset(
-            "by_col", shape=(self.n_cols, 0), maxshape=(self.n_cols, None), dtype=np.float32,
-            chunks=(min(CHUNK_ROWS, self.n_cols), CHUNK_COLS), fillvalue=np.nan)
+            "by_col",
+            shape=(self.n_cols, 0),
+            maxshape=(self.n_cols, None),
+            dtype=np.float32,
+            chunks=(min(CHUNK_ROWS, self.n_cols), CHUNK_COLS),
+            fillvalue=np.nan,
+        )
 
     def close(self) -> None:
         if self._closed:
@@ -197,9 +208,14 @@ class MatrixFile:
             if h5.attrs.get("format") != FORMAT_VERSION:
                 raise MatrixFormatError(f"{path} is not a seqhub matrix file")
             return cls(
-                path=path, kind=str(h5.attrs["kind"]), shape=tuple(h5["by_row"].shape),
-                row_attrs=_read_attrs(h5["row_attrs"]), col_attrs=_read_attrs(h5["col_attrs"]),
-                stats={k: h5["stats"][k][()] for k in h5["stats"]}, _h5=h5)
+                path=path,
+                kind=str(h5.attrs["kind"]),
+                shape=tuple(h5["by_row"].shape),
+                row_attrs=_read_attrs(h5["row_attrs"]),
+                col_attrs=_read_attrs(h5["col_attrs"]),
+                stats={k: h5["stats"][k][()] for k in h5["stats"]},
+                _h5=h5,
+            )
         except Exception:
             h5.close()
             raise
@@ -225,8 +241,10 @@ class MatrixFile:
         """(chromosome, coordinate) per column of a continuous matrix (``position`` = ``chrN:pos``)."""
         if self._positions is None:
             split = [p.rsplit(":", 1) for p in self.col_attrs["position"].tolist()]
-            self._positions = (np.array([c for c, _ in split], dtype=str),
-                               np.array([int(x) for _, x in split], dtype=np.int64))
+            self._positions = (
+                np.array([c for c, _ in split], dtype=str),
+                np.array([int(x) for _, x in split], dtype=np.int64),
+            )
         return self._positions
 
     # -- value access ------------------------------------------------------------------------
@@ -238,14 +256,15 @@ class MatrixFile:
             return np.empty((sel.rows.size, sel.cols.size), np.float32)
         return np.concatenate(parts)
 
-    def iter_blocks(self, sel: Selection,
-                    block_rows: int = BLOCK_ROWS) -> Iterator[tuple[IndexArray, FloatArray]]:
+    def iter_blocks(
+        self, sel: Selection, block_rows: int = BLOCK_ROWS
+    ) -> Iterator[tuple[IndexArray, FloatArray]]:
         """Yield (row indices, values) blocks of at most ``block_rows`` rows, in matrix order."""
         if sel.cols.size == 0:
             return
         transposed = _prefer_by_col(sel, self.shape)
         for start in range(0, sel.rows.size, block_rows):
-            rows = sel.rows[start:start + block_rows]
+            rows = sel.rows[start : start + block_rows]
             if transposed:
                 yield rows, _read_runs(self._h5["by_col"], sel.cols, rows).T
             else:
@@ -257,8 +276,9 @@ def _read_attrs(group: Any) -> dict[str, npt.NDArray[np.object_]]:
     return {name: group[name].asstr()[()] for name in order}
 
 
-def _lookup(cache: dict[str, dict[str, list[int]]], attrs: Mapping[str, npt.NDArray[np.object_]],
-            attr: str) -> dict[str, list[int]]:
+def _lookup(
+    cache: dict[str, dict[str, list[int]]], attrs: Mapping[str, npt.NDArray[np.object_]], attr: str
+) -> dict[str, list[int]]:
     if attr not in cache:
         mapping: dict[str, list[int]] = {}
         for i, v in enumerate(attrs[attr].tolist()):
@@ -285,7 +305,7 @@ def _read_runs(ds: Any, rows: IndexArray, cols: IndexArray) -> FloatArray:
         r0, r1 = int(run[0]), int(run[-1]) + 1
         span = ds[r0:r1, c0:c1]
         picked = span if run.size == r1 - r0 else span[run - r0]
-        out[pos:pos + run.size] = picked if full_cols else picked[:, cols - c0]
+        out[pos : pos + run.size] = picked if full_cols else picked[:, cols - c0]
         pos += run.size
     return out
 
@@ -294,14 +314,21 @@ def all_indices(n: int) -> IndexArray:
     return np.arange(n, dtype=np.intp)
 
 
-def write_matrix(path: Path, *, kind: str, values: npt.ArrayLike, row_attrs: Mapping[str, Sequence[str]],
-                 col_attrs: Mapping[str, Sequence[str]]) -> None:
+def write_matrix(
+    path: Path,
+    *,
+    kind: str,
+    values: npt.ArrayLike,
+    row_attrs: Mapping[str, Sequence[str]],
+    col_attrs: Mapping[str, Sequence[str]],
+) -> None:
     """Write an in-memory matrix (tests, small imports)."""
     with MatrixWriter(path, kind=kind, col_attrs=col_attrs) as w:
         w.append(values, row_attrs)
 
 
-def iter_row_blocks(values: FloatArray, row_attrs: Mapping[str, Sequence[str]],
-                    n: int = BLOCK_ROWS) -> Iterable[tuple[FloatArray, dict[str, Sequence[str]]]]:
+def iter_row_blocks(
+    values: FloatArray, row_attrs: Mapping[str, Sequence[str]], n: int = BLOCK_ROWS
+) -> Iterable[tuple[FloatArray, dict[str, Sequence[str]]]]:
     for i in range(0, values.shape[0], n):
-        yield values[i:i + n], {k: v[i:i + n] for k, v in row_attrs.items()}
+        yield values[i : i + n], {k: v[i : i + n] for k, v in row_attrs.items()}

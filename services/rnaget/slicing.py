@@ -129,8 +129,9 @@ def _apply_feature_bounds(mf: MatrixFile, q: SliceQuery, rows: IndexArray, cols:
     return rows[keep]
 
 
-def _any_satisfies(mf: MatrixFile, rows: IndexArray, cols: IndexArray, bound: float, is_min: bool,
-                   axis: int) -> npt.NDArray[np.bool_]:
+def _any_satisfies(
+    mf: MatrixFile, rows: IndexArray, cols: IndexArray, bound: float, is_min: bool, axis: int
+) -> npt.NDArray[np.bool_]:
     """Per column (axis=0) or per row (axis=1): does any cell of the slice satisfy the bound?"""
     size = cols.size if axis == 0 else rows.size
     if rows.size == 0 or cols.size == 0:
@@ -149,7 +150,7 @@ def _any_satisfies(mf: MatrixFile, rows: IndexArray, cols: IndexArray, bound: fl
         if axis == 0:
             out |= hits.any(axis=0)
         else:
-            out[pos:pos + block_rows.size] = hits.any(axis=1)
+            out[pos : pos + block_rows.size] = hits.any(axis=1)
         pos += block_rows.size
     return out
 
