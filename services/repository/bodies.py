@@ -1,0 +1,32 @@
+"""Request bodies to GMI JSON: JSON objects, or SRA XML documents holding exactly one element."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from libs.common.errors import BadRequest
+
+from .models import ResourceType
+from .negotiation import Representation
+from .service import InvalidFields
+from .sra import InvalidDocument, xml_to_gmi
+
+
+def parse_body(data: bytes, rep: Representation, rtype: ResourceType) -> dict[str, Any]:
+    """A request body in GMI JSON form; 400 (with the XSD field list for XML) when it is not acceptable."""
+    if rep is Representation.XML:
+        try:
+            elements = xml_to_gmi(data, rtype)
+        except InvalidDocument as exc:
+            raise InvalidFields(exc.message, exc.errors) from None
+        if len(elements) != 1:
+            raise BadRequest(f"send exactly one {rtype.info.tag} per request (got {len(elements)})")
+        return elements[0]
+    try:
+        body = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest(f"a {rtype.info.name} must be a JSON object")
+    return body
