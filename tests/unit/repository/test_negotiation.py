@@ -38,7 +38,7 @@ def test_accept_with_q_values(accept: str | None, media: str, rep: Representatio
 
 @pytest.mark.parametrize("accept", ["image/png", "application/vnd.gmi.study-v1+json", "text/html;q=0"])
 def test_nothing_acceptable_is_406(accept: str) -> None:
-    with pytest.raises(NotAcceptable, match="acceptable: application/vnd.gmi.sample-v1"):
+    with pytest.raises(NotAcceptable, match=r"acceptable: application/vnd\.gmi\.sample-v1"):
         negotiate(accept, SAMPLE)
 
 
