@@ -204,8 +204,13 @@ def encode_clocs(xy: F32) -> bytes:
     counts = np.bincount(bins, minlength=nbins)
     if counts.size and counts.max() > 255:
         raise ValueError("more than 255 clusters in one clocs bin")
-    dx = np.floor((xy64[:, 0] - (bins % CLOCS_BINS_PER_ROW) * CLOCS_BLOCK) * 10).astype(np.uint8)
-    dy = np.floor((xy64[:, 1] - (bins // CLOCS_BINS_PER_ROW) * CLOCS_BLOCK) * 10).astype(np.uint8)
+    # positions are quantised to 0.1 px; round (not floor) so decode -> encode is exact in float32
+    dx = np.clip(np.rint((xy64[:, 0] - (bins % CLOCS_BINS_PER_ROW) * CLOCS_BLOCK) * 10), 0, 249).astype(
+        np.uint8
+    )
+    dy = np.clip(np.rint((xy64[:, 1] - (bins // CLOCS_BINS_PER_ROW) * CLOCS_BLOCK) * 10), 0, 249).astype(
+        np.uint8
+    )
     out = bytearray(struct.pack("<BI", 1, nbins))
     pairs = np.stack([dx, dy], axis=1).tobytes()
     pos = 0

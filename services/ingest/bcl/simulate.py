@@ -166,6 +166,7 @@ def simulate_run(
     samples: int = 4,
     cycles_per_second: float = 0.0,
     seed: int = 0,
+    index_distance: int = 3,
     sample_sheet_version: int = 2,
     pf_fraction: float = 0.95,
     no_call_rate: float = 0.005,
@@ -234,7 +235,11 @@ def simulate_run(
     total_cycles = info.total_cycles
 
     # ---- samples
-    idx_seqs = [_distant_indexes(rng, samples, read_spec[r][0]) for r in index_reads[:2]] if samples else []
+    idx_seqs = (
+        [_distant_indexes(rng, samples, read_spec[r][0], index_distance) for r in index_reads[:2]]
+        if samples
+        else []
+    )
     sample_list: list[Sample] = []
     for k in range(samples):
         i1 = idx_seqs[0][k] if len(idx_seqs) > 0 else ""
@@ -440,6 +445,12 @@ def _make_tile(
     err_names = np.zeros((n, max(len(index_reads), 1)), dtype=np.int64)
     if sample_list and index_reads:
         sample_of = rng.integers(0, len(sample_list), size=n)
+        # one error category per cluster, applied to one index read ("random" replaces all of them)
+        cluster_cat = rng.choice(len(cat_names), size=n, p=cat_p)
+        n_idx = len(index_reads[:2])
+        target = rng.integers(0, n_idx, size=n)
+        exact = cat_names.index("exact") if "exact" in cat_names else -1
+        random_cat = cat_names.index("random") if "random" in cat_names else -1
         for k, ri in enumerate(index_reads[:2]):
             length = read_spec[ri][0]
             seqs = [s.index if k == 0 else s.index2 for s in sample_list]
@@ -448,7 +459,8 @@ def _make_tile(
                 dtype=np.uint8,
             ).reshape(len(seqs), length)
             codes = table[sample_of]
-            cats = rng.choice(len(cat_names), size=n, p=cat_p)
+            hit = (target == k) | (cluster_cat == random_cat) | (exact < 0)
+            cats = np.where(hit, cluster_cat, exact)
             err_names[:, k] = cats
             codes = _inject_index_errors(rng, codes, cats, cat_names)
             ncall = codes == 4

@@ -31,7 +31,8 @@ NOVASEQ = b"""<?xml version="1.0"?>
 MISEQ_NO_TILES = b"""<?xml version="1.0"?>
 <RunInfo Version="2"><Run Id="150101_M01234_0007_000000000-ABCDE" Number="7">
 <Flowcell>000000000-ABCDE</Flowcell><Instrument>M01234</Instrument><Date>1/1/2015 10:11:12 AM</Date>
-<Reads><Read Number="1" NumCycles="26" IsIndexedRead="N"/><Read Number="2" NumCycles="8" IsIndexedRead="Y"/></Reads>
+<Reads><Read Number="1" NumCycles="26" IsIndexedRead="N"/>
+<Read Number="2" NumCycles="8" IsIndexedRead="Y"/></Reads>
 <FlowcellLayout LaneCount="1" SurfaceCount="2" SwathCount="1" TileCount="3"/></Run></RunInfo>"""
 
 

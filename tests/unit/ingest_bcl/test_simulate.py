@@ -18,8 +18,17 @@ from services.ingest.bcl.simulate import parse_reads_spec, simulate_run
 def test_folder_is_exactly_the_manifest_plus_sheet(tmp_path: Path, fmt: str) -> None:
     run = tmp_path / "run"
     order: list[int] = []
-    res = simulate_run(run, fmt=fmt, clusters=200, lanes=2, tiles=2, reads="12,6,6,12", samples=3, seed=1,
-                       on_cycle=lambda c, total: order.append(c))
+    res = simulate_run(
+        run,
+        fmt=fmt,
+        clusters=200,
+        lanes=2,
+        tiles=2,
+        reads="12,6,6,12",
+        samples=3,
+        seed=1,
+        on_cycle=lambda c, total: order.append(c),
+    )
     info = parse_runinfo(run / "RunInfo.xml")
     on_disk = {str(p.relative_to(run)) for p in run.rglob("*") if p.is_file()}
     assert on_disk == set(info.expected_files(fmt)) | {"SampleSheet.csv", "RunParameters.xml"}
@@ -35,8 +44,10 @@ def test_truth_matches_base_calls_and_has_errors(tmp_path: Path) -> None:
     assert res.truth_path is not None
     rows = [line.rstrip("\n").split("\t") for line in gzip.open(res.truth_path, "rt")][1:]
     assert len(rows) == 400
-    calls = [codecs.read_bcl_file(tmp_path / f"run/Data/Intensities/BaseCalls/L001/C{c}.1/s_1_1101.bcl")
-             for c in range(1, 29)]
+    calls = [
+        codecs.read_bcl_file(tmp_path / f"run/Data/Intensities/BaseCalls/L001/C{c}.1/s_1_1101.bcl")
+        for c in range(1, 29)
+    ]
     for r in rows[:50]:
         i = int(r[2])
         bases = "".join("N" if (col[i] >> 2) == 0 else "ACGT"[col[i] & 3] for col in calls)
