@@ -49,10 +49,21 @@ def tool(name: str) -> str:
     return found
 
 
-def run(cmd: list[str], *, timeout: float = 120, cwd: Path | None = None, stdin: str | None = None,
-        ) -> subprocess.CompletedProcess[str]:
+def run(
+    cmd: list[str],
+    *,
+    timeout: float = 120,
+    cwd: Path | None = None,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, input=stdin, check=False,
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        input=stdin,
+        check=False,
         env={**os.environ, "NO_COLOR": "1"},
     )
 
