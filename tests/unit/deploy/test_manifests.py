@@ -16,7 +16,7 @@ import referencing
 import yaml
 from kubernetes_validate import SchemaNotFoundError, ValidationError
 
-from .tooling import CRDS, K8S, K8S_VERSIONS, OVERLAYS, render
+from .tooling import CRDS, K8S, K8S_VERSIONS, OVERLAYS, render, validate_monitoring_crs
 
 CR_SCHEMAS = {
     ("rabbitmq.com/v1beta1", "RabbitmqCluster"): "rabbitmqcluster.schema.yaml",
@@ -164,3 +164,17 @@ def test_crd_schema_files_are_valid_json_schemas() -> None:
     assert files == sorted(CR_SCHEMAS.values())
     for name in files:
         _cr_validator(name)  # check_schema raises on an invalid schema
+
+
+def test_monitoring_resources_match_the_prometheus_operator_api_models() -> None:
+    """Second opinion from upstream: npm @kubernetes-models/prometheus-operator (generated from the operator's
+    Go API types) validates our ServiceMonitors and PrometheusRule; a bad duration is rejected."""
+    docs = [d for d in render(K8S / "overlays" / "prod") if d["kind"] in {"ServiceMonitor", "PrometheusRule"}]
+    broken = copy.deepcopy(next(d for d in docs if d["kind"] == "ServiceMonitor"))
+    broken["metadata"]["name"] = "broken"
+    broken["spec"]["endpoints"][0]["interval"] = "30 seconds"
+    results = validate_monitoring_crs([*docs, broken])
+    assert len(results) == len(docs) + 1
+    assert [r for r in results[:-1] if r["error"]] == []
+    assert {r["kind"] for r in results[:-1]} == {"ServiceMonitor", "PrometheusRule"}
+    assert results[-1]["name"] == "broken" and "interval" in results[-1]["error"]

@@ -106,3 +106,24 @@ def promtool_check_metrics(exposition: str) -> PromtoolResult:
     """
     proc = run([tool("promtool"), "check", "metrics"], stdin=exposition, timeout=30)
     return PromtoolResult(proc.returncode, (proc.stdout + proc.stderr).strip())
+
+
+def node_modules() -> Path:
+    """The npm packages installed by the ops tools script (prometheus-operator models)."""
+    path = REPO / ".venv-tools" / "node" / "node_modules"
+    if not (path / "@kubernetes-models" / "prometheus-operator" / "package.json").is_file():
+        pytest.fail(f"@kubernetes-models/prometheus-operator is not installed; {INSTALL_HINT}", pytrace=False)
+    return path
+
+
+def validate_monitoring_crs(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Validate ServiceMonitor / PrometheusRule objects with the prometheus-operator's own API models."""
+    proc = run(
+        [tool("node"), str(DEPLOY / "tools" / "validate-monitoring-crs.mjs"), str(node_modules())],
+        stdin=json.dumps(docs),
+        timeout=60,
+    )
+    if proc.returncode != 0:
+        raise AssertionError(f"validate-monitoring-crs.mjs failed: {proc.stderr}")
+    results: list[dict[str, Any]] = json.loads(proc.stdout)
+    return results
