@@ -149,8 +149,12 @@ def check_dataset_id(dataset_id: str) -> None:
         raise IndexError_(f"dataset id {dataset_id!r} must match {DATASET_ID.pattern}")
 
 
-def build_version(root: Path, dataset_id: str, vcf: Path) -> BuildResult:
-    """Index ``vcf`` as a new version of ``dataset_id`` and make it the live one."""
+def build_version(root: Path, dataset_id: str, vcf: Path, *, activate: bool = True) -> BuildResult:
+    """Index ``vcf`` as a new version of ``dataset_id``; with ``activate`` also make it the live one.
+
+    The service passes ``activate=False`` and calls ``set_current`` only after the metadata naming the new
+    version is committed, so the pointer on disk never runs ahead of MongoDB.
+    """
     check_dataset_id(dataset_id)
     t0 = time.perf_counter()
     summary = VcfSummary()
@@ -182,7 +186,8 @@ def build_version(root: Path, dataset_id: str, vcf: Path) -> BuildResult:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    set_current(root, dataset_id, version)
+    if activate:
+        set_current(root, dataset_id, version)
     return result
 
 

@@ -112,3 +112,37 @@ class BeaconInfo(_Wire):
     updateDateTime: str | None = None
     sampleAlleleRequests: list[AlleleRequest] | None = None
     info: dict[str, Any] | None = None
+
+
+class DatasetMeta(BaseModel):
+    """A dataset as stored in MongoDB: public description, access level and the live index version."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str
+    name: str
+    assemblyId: str
+    accessType: AccessLevel
+    indexVersion: str
+    variantCount: int = Field(ge=0, description="ALT alleles indexed (multi-allelic records split).")
+    callCount: int = Field(ge=0, description="VCF records indexed.")
+    sampleCount: int = Field(ge=0, description="Samples in the VCF header.")
+    createDateTime: str
+    updateDateTime: str
+    description: str | None = None
+    analysisAccession: str | None = None
+    externalUrl: str | None = None
+    withdrawn: bool = False
+
+
+class RegisteredBeacon(BaseModel):
+    """A beacon of the network: where to query it and what it said about itself last time."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+    url: str = Field(pattern=r"^https?://", description="Base URL: <url>/query and <url>/service-info.")
+    name: str | None = None
+    serviceInfo: dict[str, Any] | None = None
+    healthy: bool | None = None
+    checkedAt: str | None = None
