@@ -16,7 +16,7 @@ RUN python -m venv /opt/seqhub
 # Every runtime dependency (aiohttp, pymongo, pysam, numpy, h5py, isal, ...) ships a cp311 manylinux
 # wheel, so no compiler is needed; --only-binary makes a missing wheel fail the build loudly instead of
 # silently pulling in a toolchain.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml ./
 COPY libs ./libs
 COPY services ./services
 RUN /opt/seqhub/bin/pip install --only-binary=:all: --no-binary=seqhub --no-compile . \

@@ -90,7 +90,7 @@ def test_build_context_is_an_allow_list_without_tests_or_venvs() -> None:
     ]
     assert lines[0] == "*"
     allowed = {ln[1:].rstrip("/") for ln in lines if ln.startswith("!")}
-    assert allowed == {"pyproject.toml", "README.md", "libs", "services", "deploy/docker/healthcheck.py"}
+    assert allowed == {"pyproject.toml", "libs", "services", "deploy/docker/healthcheck.py"}
     # everything the Dockerfile COPYs from the context is allowed in
     for stage in _stages():
         for instr in stage:
@@ -195,3 +195,24 @@ def test_healthcheck_fails_when_nothing_listens(
     monkeypatch.setenv("SEQHUB_HTTP_PORT", str(port))
     healthy, reason = healthcheck.probe(f"http://127.0.0.1:{port}/auth/healthz", timeout=1.0)
     assert not healthy and "unreachable" in reason
+
+
+def test_healthcheck_rejects_a_non_http_answer(healthcheck: ModuleType) -> None:
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+
+        def answer() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(1024)
+                conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+
+        thread = threading.Thread(target=answer, daemon=True)
+        thread.start()
+        healthy, reason = healthcheck.probe(f"http://127.0.0.1:{port}/auth/healthz", timeout=2.0)
+        thread.join(timeout=5)
+    assert not healthy and "not HTTP" in reason
