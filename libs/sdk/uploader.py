@@ -1,0 +1,453 @@
+"""The instrument agent's engine: stream a run folder to seqhub ingest over tus, resumably.
+
+`RunUploader` registers the run (from RunInfo.xml), then uploads each file once it is complete:
+cycle folders (`C<n>.1`) are complete when a later cycle folder exists or their size has been stable
+for `stable_seconds`; other files when their size and mtime are stable; completion markers
+(RTAComplete.txt, CopyComplete.txt) go last, after every other file is stored, CopyComplete.txt the
+very last (it is what tells the server the run is whole). Transfers run in parallel; each file is
+hashed (sha256, sent in Upload-Metadata and verified by the server) and each chunk carries an
+`Upload-Checksum`. A journal (JSON lines, one per event) records the run id, each upload URL and each
+finished file, so a killed agent resumes where it stopped (HEAD → offset) and never re-sends finished
+files. Network errors, 5xx, 423 and 460 are retried with exponential back-off and jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from libs.sdk.client import ApiError, SeqhubClient, backoff
+
+MARKERS = ("RTAComplete.txt", "CopyComplete.txt")
+FINAL_MARKER = "CopyComplete.txt"
+TUS_HEADERS = {"Tus-Resumable": "1.0.0"}
+_CYCLE = re.compile(r"(?:^|/)C(\d+)\.1/")
+
+
+class UploadFailed(Exception):
+    """Unrecoverable: the server refused something, or retries ran out. The message says what and where."""
+
+
+@dataclass
+class FileState:
+    size: int
+    mtime_ns: int
+    url: str | None = None
+    sha256: str | None = None
+    done: bool = False
+
+
+@dataclass
+class Progress:
+    """Counters for the progress display (and the final summary)."""
+
+    files_total: int = 0
+    files_done: int = 0
+    bytes_total: int = 0
+    bytes_done: int = 0
+    bytes_sent: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def throughput(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.bytes_sent / elapsed if elapsed > 0 else 0.0
+
+
+class Journal:
+    """Append-only local state of one run upload: survives the agent being killed at any point."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.run_id: str | None = None
+        self.base_url: str | None = None
+        self.files: dict[str, FileState] = {}
+        self._fh: Any = None
+
+    def load(self) -> None:
+        if not self.path.exists():
+            return
+        with self.path.open(encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    break  # a torn last line from a kill: everything before it is valid
+                self._apply(entry)
+
+    def _apply(self, entry: dict[str, Any]) -> None:
+        kind = entry.get("kind")
+        if kind == "run":
+            self.run_id, self.base_url = entry["run_id"], entry.get("base_url")
+        elif kind == "upload":
+            self.files[entry["path"]] = FileState(
+                entry["size"], entry["mtime_ns"], entry["url"], entry.get("sha256")
+            )
+        elif kind == "done" and entry["path"] in self.files:
+            self.files[entry["path"]].done = True
+        elif kind == "done":
+            self.files[entry["path"]] = FileState(
+                entry["size"], entry["mtime_ns"], None, entry.get("sha256"), True
+            )
+
+    def record(self, **entry: Any) -> None:
+        self._apply(entry)
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self.path.open("a", encoding="utf-8")
+        self._fh.write(json.dumps(entry) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def default_journal_path(run_dir: Path) -> Path:
+    state_home = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    digest = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:12]
+    return state_home / "seqhub" / "uploads" / f"{run_dir.name}-{digest}.jsonl"
+
+
+def detect_format(run_dir: Path) -> str | None:
+    calls = run_dir / "Data" / "Intensities" / "BaseCalls"
+    if not calls.is_dir():
+        return None
+    for lane in sorted(calls.glob("L*")):
+        for cycle in sorted(lane.glob("C*.1")):
+            for f in cycle.iterdir():
+                if f.name.startswith("."):
+                    continue
+                for suffix, fmt in ((".cbcl", "cbcl"), (".bcl.gz", "bcl.gz"), (".bcl", "bcl")):
+                    if f.name.endswith(suffix):
+                        return fmt
+    return None
+
+
+def scan(run_dir: Path) -> dict[str, os.stat_result]:
+    """Every visible regular file under the run folder (hidden temp files of writers are skipped)."""
+    found: dict[str, os.stat_result] = {}
+    for root, dirs, names in os.walk(run_dir):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in names:
+            if name.startswith("."):
+                continue
+            full = Path(root) / name
+            with contextlib.suppress(FileNotFoundError):
+                st = full.stat()
+                found[full.relative_to(run_dir).as_posix()] = st
+    return found
+
+
+def cycle_of(path: str) -> int | None:
+    match = _CYCLE.search(path)
+    return int(match.group(1)) if match else None
+
+
+def sha256_of(path: Path) -> str:
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def sha1_header(data: bytes) -> str:
+    """tus `Upload-Checksum` of one request body (sha1 is what every tus server must support)."""
+    return "sha1 " + base64.b64encode(hashlib.sha1(data, usedforsecurity=False).digest()).decode()
+
+
+def _b64(value: str) -> str:
+    return base64.b64encode(value.encode()).decode()
+
+
+class RunUploader:
+    """Upload one run folder. See the module docstring for the rules.
+
+    Args:
+        client: API client (base URL + token).
+        run_dir: the instrument's run folder.
+        parallel: concurrent file transfers.
+        chunk_size: bytes per PATCH.
+        watch: follow a folder still being written until its final marker is uploaded.
+        fmt: base-call format (bcl, bcl.gz, cbcl); detected from the folder when None.
+        journal_path: local state file (default under $XDG_STATE_HOME/seqhub/uploads/).
+        stable_seconds: how long size/mtime must not change before a file counts as complete (watch mode).
+        poll_seconds: how often the folder is rescanned (watch mode).
+        on_progress: called after every chunk with the counters.
+        max_attempts: retries per request before giving up.
+    """
+
+    def __init__(
+        self,
+        client: SeqhubClient,
+        run_dir: Path,
+        *,
+        parallel: int = 4,
+        chunk_size: int = 8 << 20,
+        watch: bool = False,
+        fmt: str | None = None,
+        journal_path: Path | None = None,
+        stable_seconds: float = 5.0,
+        poll_seconds: float = 1.0,
+        on_progress: Callable[[Progress], None] | None = None,
+        max_attempts: int = 8,
+        project: str | None = None,
+    ) -> None:
+        self.client = client
+        self.run_dir = run_dir
+        self.parallel = max(1, parallel)
+        self.chunk_size = chunk_size
+        self.watch = watch
+        self.fmt = fmt
+        self.journal = Journal(journal_path or default_journal_path(run_dir))
+        self.stable_seconds = stable_seconds
+        self.poll_seconds = poll_seconds
+        self.on_progress = on_progress
+        self.max_attempts = max_attempts
+        self.project = project
+        self.progress = Progress()
+        self._seen: dict[str, tuple[int, int, float]] = {}
+        self._queued: set[str] = set()
+
+    # --- planning -------------------------------------------------------------------------------
+
+    def plan(self) -> list[tuple[str, int]]:
+        """What a --dry-run would upload now: (path, size) of every file not yet uploaded."""
+        self.journal.load()
+        return [
+            (p, st.st_size)
+            for p, st in sorted(scan(self.run_dir).items())
+            if not (p in self.journal.files and self.journal.files[p].done)
+        ]
+
+    def _ready(self, files: dict[str, os.stat_result], now: float, finished: bool) -> list[str]:
+        """Files complete enough to upload now, markers excluded."""
+        max_cycle = max((c for p in files if (c := cycle_of(p)) is not None), default=0)
+        ready = []
+        for path, st in files.items():
+            if path in self._queued or path in MARKERS:
+                continue
+            key = (st.st_size, st.st_mtime_ns)
+            first = self._seen.get(path)
+            if first is None or first[:2] != key:
+                self._seen[path] = (*key, now)
+                first = self._seen[path]
+            cycle = cycle_of(path)
+            stable = now - first[2] >= self.stable_seconds
+            if finished or not self.watch or stable or (cycle is not None and cycle < max_cycle):
+                ready.append(path)
+        return sorted(ready)
+
+    # --- the run --------------------------------------------------------------------------------
+
+    async def run(self) -> str:
+        """Upload the folder; returns the run id. Raises UploadFailed on unrecoverable errors."""
+        self.journal.load()
+        try:
+            run_id = await self._register()
+            queue: asyncio.Queue[str | None] = asyncio.Queue()
+            workers = [asyncio.create_task(self._worker(run_id, queue)) for _ in range(self.parallel)]
+            try:
+                await self._feed(queue, workers)
+                for _ in workers:
+                    queue.put_nowait(None)
+                await asyncio.gather(*workers)
+                await self._upload_markers(run_id)
+            finally:
+                for w in workers:
+                    w.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+            return run_id
+        finally:
+            self.journal.close()
+
+    async def _feed(self, queue: asyncio.Queue[str | None], workers: list[asyncio.Task[None]]) -> None:
+        while True:
+            files = scan(self.run_dir)
+            finished = FINAL_MARKER in files or not self.watch
+            for path in self._ready(files, time.monotonic(), finished):
+                self._queued.add(path)
+                st = files[path]
+                state = self.journal.files.get(path)
+                if state is not None and state.done and state.size == st.st_size:
+                    continue
+                self.progress.files_total += 1
+                self.progress.bytes_total += st.st_size
+                queue.put_nowait(path)
+            for w in workers:
+                if w.done() and w.exception() is not None:
+                    raise w.exception()  # type: ignore[misc]
+            if finished and all(p in self._queued or p in MARKERS for p in files):
+                return
+            await asyncio.sleep(self.poll_seconds)
+
+    async def _upload_markers(self, run_id: str) -> None:
+        files = scan(self.run_dir)
+        for marker in MARKERS:  # RTAComplete before CopyComplete: the last one completes the run
+            if marker in files:
+                state = self.journal.files.get(marker)
+                if state is None or not state.done:
+                    self.progress.files_total += 1
+                    self.progress.bytes_total += files[marker].st_size
+                    await self._upload_file(run_id, marker)
+
+    async def _worker(self, run_id: str, queue: asyncio.Queue[str | None]) -> None:
+        while (path := await queue.get()) is not None:
+            await self._upload_file(run_id, path)
+
+    async def _register(self) -> str:
+        if self.journal.run_id is not None:
+            return self.journal.run_id
+        run_info = self.run_dir / "RunInfo.xml"
+        while not run_info.exists() or (self.fmt or detect_format(self.run_dir)) is None:
+            if not self.watch:
+                missing = "RunInfo.xml" if not run_info.exists() else "base-call files (to detect the format)"
+                raise UploadFailed(f"{self.run_dir}: no {missing}; is this a run folder?")
+            await asyncio.sleep(self.poll_seconds)
+        body: dict[str, Any] = {
+            "name": self.run_dir.name,
+            "run_info_xml": run_info.read_text(encoding="utf-8"),
+            "format": self.fmt or detect_format(self.run_dir),
+        }
+        if self.project:
+            body["project"] = self.project
+        if (
+            not (self.run_dir / "CopyComplete.txt").exists()
+            and (self.run_dir / "RTAComplete.txt").exists()
+            and not self.watch
+        ):
+            body["completion_marker"] = "RTAComplete.txt"
+        try:
+            created = await self._retrying(
+                lambda: self.client.post_json("/ingest/runs", body), "register run"
+            )
+        except ApiError as exc:
+            raise UploadFailed(f"{self.run_dir}: the server refused the run: {exc.message}") from None
+        self.journal.record(kind="run", run_id=created["id"], base_url=self.client.base_url)
+        return str(created["id"])
+
+    async def _retrying(self, call: Callable[[], Any], what: str) -> Any:
+        delays = backoff(attempts=self.max_attempts)
+        while True:
+            try:
+                return await call()
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                last: Exception = exc
+            except ApiError as exc:
+                if not exc.transient:
+                    raise
+                last = exc
+            delay = next(delays, None)
+            if delay is None:
+                raise UploadFailed(f"{what}: giving up after {self.max_attempts} retries: {last}")
+            await asyncio.sleep(delay)
+
+    # --- one file -------------------------------------------------------------------------------
+
+    async def _upload_file(self, run_id: str, path: str) -> None:
+        local = self.run_dir / path
+        st = local.stat()
+        known = self._journal_state(path, st)
+        sha256 = known.sha256 if known and known.sha256 else await asyncio.to_thread(sha256_of, local)
+        delays = backoff(attempts=self.max_attempts)
+        fresh = False
+        while True:
+            state = None if fresh else self._journal_state(path, st)
+            fresh = False
+            try:
+                await self._transfer(run_id, path, local, st, sha256, state)
+                break
+            except ApiError as exc:
+                if exc.status == 409 and "already stored" in exc.message:
+                    break  # stored by an earlier attempt whose answer we lost
+                if exc.status in (404, 410):
+                    fresh = True  # the server forgot the upload (expired): start a new one
+                elif not (exc.status == 409 or exc.transient or exc.status == 460):
+                    raise UploadFailed(f"{path}: {exc.message} (HTTP {exc.status})") from None
+                last: Exception = exc  # offset moved, lock held, chunk damaged: HEAD and resume
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                last = exc
+            delay = next(delays, None)
+            if delay is None:
+                raise UploadFailed(f"{path}: giving up after {self.max_attempts} retries: {last}")
+            await asyncio.sleep(delay)
+        self.journal.record(kind="done", path=path, size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha256)
+        self.progress.files_done += 1
+        self._report()
+
+    def _journal_state(self, path: str, st: os.stat_result) -> FileState | None:
+        state = self.journal.files.get(path)
+        if state is None or (state.size, state.mtime_ns) != (st.st_size, st.st_mtime_ns):
+            return None  # unknown, or the file changed since: start over
+        return state
+
+    async def _transfer(
+        self, run_id: str, path: str, local: Path, st: os.stat_result, sha256: str, state: FileState | None
+    ) -> None:
+        size = st.st_size
+        if state is None or state.url is None:
+            offset, url = await self._create(run_id, path, local, size, sha256)
+            self.journal.record(
+                kind="upload", path=path, size=size, mtime_ns=st.st_mtime_ns, url=url, sha256=sha256
+            )
+        else:
+            url = state.url
+            offset = await self._head(url)
+        with local.open("rb") as fh:
+            while offset < size:
+                fh.seek(offset)
+                chunk = await asyncio.to_thread(fh.read, self.chunk_size)
+                offset = await self._patch(url, offset, chunk)
+
+    async def _create(self, run_id: str, path: str, local: Path, size: int, sha256: str) -> tuple[int, str]:
+        metadata = f"run_id {_b64(run_id)},path {_b64(path)},checksum {_b64('sha256 ' + sha256)}"
+        headers = {**TUS_HEADERS, "Upload-Length": str(size), "Upload-Metadata": metadata}
+        data = None
+        if size <= self.chunk_size:  # small file: creation-with-upload, one request
+            data = await asyncio.to_thread(local.read_bytes)
+            if len(data) != size:
+                raise OSError(f"{path} changed size while being read")
+            headers["Content-Type"] = "application/offset+octet-stream"
+            headers["Upload-Checksum"] = sha1_header(data)
+        _, response_headers, _ = await self.client.request(
+            "POST", "/ingest/files/", headers=headers, data=data
+        )
+        url = self.client.url(response_headers["Location"])
+        offset = int(response_headers.get("Upload-Offset", "0"))
+        if data is not None:
+            self.progress.bytes_sent += offset
+            self.progress.bytes_done += offset
+        return offset, url
+
+    async def _head(self, url: str) -> int:
+        _, headers, _ = await self.client.request("HEAD", url, headers=TUS_HEADERS)
+        return int(headers["Upload-Offset"])
+
+    async def _patch(self, url: str, offset: int, chunk: bytes) -> int:
+        headers = {
+            **TUS_HEADERS,
+            "Upload-Offset": str(offset),
+            "Content-Type": "application/offset+octet-stream",
+            "Upload-Checksum": sha1_header(chunk),
+        }
+        _, response_headers, _ = await self.client.request("PATCH", url, headers=headers, data=chunk)
+        new_offset = int(response_headers["Upload-Offset"])
+        self.progress.bytes_sent += len(chunk)
+        self.progress.bytes_done += new_offset - offset
+        self._report()
+        return new_offset
+
+    def _report(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.progress)

@@ -1,0 +1,24 @@
+"""Domain metrics of the ingest service (`seqhub_ingest_*`), in the process-wide default registry.
+
+Labels are low-cardinality only (outcome names), never run or upload ids.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+UPLOAD_BYTES = Counter("seqhub_ingest_upload_bytes", "Bytes durably stored from tus request bodies.")
+UPLOAD_REQUESTS = Counter(
+    "seqhub_ingest_upload_patches", "tus PATCH/creation-with-upload bodies, by outcome.", ["outcome"]
+)
+UPLOAD_SECONDS = Histogram(
+    "seqhub_ingest_upload_patch_seconds",
+    "Time to receive and store one tus request body.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
+ACTIVE_UPLOADS = Gauge("seqhub_ingest_active_patches", "tus request bodies being received right now.")
+UPLOADS_EXPIRED = Counter("seqhub_ingest_uploads_expired", "Unfinished uploads removed after their expiry.")
+RUNS_UPLOADED = Counter("seqhub_ingest_runs_uploaded", "Runs whose every file arrived and was verified.")
+RUNS_STALLED = Counter(
+    "seqhub_ingest_runs_stalled", "Runs marked stalled for receiving no file past the deadline."
+)

@@ -1,0 +1,208 @@
+"""MongoDB persistence of the ingest service: runs, their files, and tus upload sessions.
+
+The only module of the service that imports pymongo. Collections (database `seqhub_ingest`):
+- `runs`: one document per run, with counters that decide completeness without listing files;
+- `run_files`: one document per (run, relative path): declared by the agent and/or stored;
+- `uploads`: tus upload sessions (offset, length, metadata, lock lease, expiry).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
+
+from libs.common.outbox import Outbox
+
+Doc = dict[str, Any]
+T = TypeVar("T")
+
+INDEXES: dict[str, list[IndexModel]] = {
+    "runs": [
+        # GET /runs?status=&instrument= newest first
+        IndexModel([("status", ASCENDING), ("created_at", DESCENDING)], name="status_created"),
+        IndexModel([("instrument", ASCENDING), ("created_at", DESCENDING)], name="instrument_created"),
+        # stalled-run sweep: open runs by last activity
+        IndexModel([("status", ASCENDING), ("last_activity_at", ASCENDING)], name="status_activity"),
+    ],
+    "run_files": [
+        # the manifest of a run, in path order
+        IndexModel([("run_id", ASCENDING), ("path", ASCENDING)], name="run_path", unique=True),
+    ],
+    "uploads": [
+        # expiry sweep: unfinished uploads past their deadline
+        IndexModel([("state", ASCENDING), ("expires_at", ASCENDING)], name="state_expires"),
+        IndexModel([("run_id", ASCENDING)], name="run"),
+        # tombstones of expired/terminated uploads answer 410 for a while, then go
+        IndexModel([("purge_at", ASCENDING)], name="purge", expireAfterSeconds=0),
+    ],
+}
+
+
+async def in_transaction(outbox: Outbox, work: Callable[[Any], Awaitable[T]], *, attempts: int = 8) -> T:
+    """Run `work(session)` in a transaction, retrying transient conflicts (concurrent file completions)."""
+    for attempt in range(attempts):
+        try:
+            async with outbox.transaction() as session:
+                return await work(session)
+        except PyMongoError as exc:
+            if attempt + 1 < attempts and exc.has_error_label("TransientTransactionError"):
+                continue
+            raise
+    raise AssertionError("unreachable")
+
+
+class RunStore:
+    """Runs and their files."""
+
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.runs = db["runs"]
+        self.files = db["run_files"]
+
+    async def insert(self, run: Doc, declared: list[Doc], *, session: Any) -> None:
+        await self.runs.insert_one(run, session=session)
+        if declared:
+            await self.files.insert_many(declared, session=session)
+
+    async def get(self, run_id: str, *, session: Any = None) -> Doc | None:
+        return await self.runs.find_one({"_id": run_id}, session=session)
+
+    async def page(self, query: Mapping[str, Any], *, offset: int, limit: int) -> tuple[list[Doc], int]:
+        total = await self.runs.count_documents(dict(query))
+        cursor = self.runs.find(dict(query)).sort([("created_at", DESCENDING), ("_id", ASCENDING)])
+        return await cursor.skip(offset).limit(limit).to_list(), total
+
+    async def delete(self, run_id: str, *, session: Any) -> bool:
+        result = await self.runs.delete_one({"_id": run_id}, session=session)
+        await self.files.delete_many({"run_id": run_id}, session=session)
+        return result.deleted_count == 1
+
+    async def get_file(self, run_id: str, path: str, *, session: Any = None) -> Doc | None:
+        return await self.files.find_one({"run_id": run_id, "path": path}, session=session)
+
+    async def files_in(self, run_id: str, paths: list[str], *, session: Any = None) -> list[Doc]:
+        return await self.files.find({"run_id": run_id, "path": {"$in": paths}}, session=session).to_list()
+
+    async def add_declared(self, docs: list[Doc], *, session: Any) -> None:
+        if docs:
+            await self.files.bulk_write(
+                [UpdateOne({"_id": d["_id"]}, {"$setOnInsert": d}, upsert=True) for d in docs],
+                session=session,
+            )
+
+    async def store_file(self, doc: Doc, *, session: Any) -> None:
+        await self.files.update_one({"_id": doc["_id"]}, {"$set": doc}, upsert=True, session=session)
+
+    async def stored_files(self, run_id: str, *, session: Any = None) -> list[Doc]:
+        cursor = self.files.find({"run_id": run_id, "state": "stored"}, session=session).sort(
+            "path", ASCENDING
+        )
+        return await cursor.to_list()
+
+    async def update_open(
+        self,
+        run_id: str,
+        inc: Mapping[str, int],
+        set_: Mapping[str, Any],
+        *,
+        open_statuses: list[str],
+        session: Any,
+    ) -> Doc | None:
+        """Apply counters to a run that still accepts files; None if it does not (or is gone)."""
+        return await self.runs.find_one_and_update(
+            {"_id": run_id, "status": {"$in": open_statuses}},
+            {"$inc": dict(inc), "$set": dict(set_)},
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+
+    async def reserve_bytes(
+        self, run_id: str, size: int, *, max_bytes: int, open_statuses: list[str]
+    ) -> Doc | None:
+        """Reserve room for `size` bytes under the run's limit; None if the run is closed or full."""
+        return await self.runs.find_one_and_update(
+            {"_id": run_id, "status": {"$in": open_statuses}, "bytes_reserved": {"$lte": max_bytes - size}},
+            {"$inc": {"bytes_reserved": size}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def release_bytes(self, run_id: str, size: int) -> None:
+        await self.runs.update_one({"_id": run_id}, {"$inc": {"bytes_reserved": -size}})
+
+    async def set_status(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        from_statuses: list[str],
+        set_: Mapping[str, Any],
+        session: Any = None,
+    ) -> Doc | None:
+        return await self.runs.find_one_and_update(
+            {"_id": run_id, "status": {"$in": from_statuses}},
+            {"$set": {"status": status, **set_}},
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+
+    async def idle_since(self, status: str, before: datetime) -> list[Doc]:
+        return await self.runs.find({"status": status, "last_activity_at": {"$lt": before}}).to_list()
+
+
+class UploadStore:
+    """tus upload sessions with a lease lock held across processes."""
+
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.uploads = db["uploads"]
+
+    async def insert(self, doc: Doc) -> None:
+        await self.uploads.insert_one(doc)
+
+    async def get(self, upload_id: str, *, session: Any = None) -> Doc | None:
+        return await self.uploads.find_one({"_id": upload_id}, session=session)
+
+    async def get_many(self, upload_ids: list[str]) -> list[Doc]:
+        return await self.uploads.find({"_id": {"$in": upload_ids}}).to_list()
+
+    async def lock(self, upload_id: str, token: str, *, now: datetime, until: datetime) -> Doc | None:
+        """Take the upload's lock if free or its lease ran out; the document, or None if held/absent."""
+        return await self.uploads.find_one_and_update(
+            {"_id": upload_id, "$or": [{"lock": None}, {"lock.until": {"$lt": now}}]},
+            {"$set": {"lock": {"token": token, "until": until}}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def renew(self, upload_id: str, token: str, until: datetime) -> bool:
+        result = await self.uploads.update_one(
+            {"_id": upload_id, "lock.token": token}, {"$set": {"lock.until": until}}
+        )
+        return result.modified_count == 1
+
+    async def unlock(self, upload_id: str, token: str, set_: Mapping[str, Any] | None = None) -> Doc | None:
+        """Release the lock, applying `set_` atomically; None if the lock was lost meanwhile."""
+        return await self.uploads.find_one_and_update(
+            {"_id": upload_id, "lock.token": token},
+            {"$set": {"lock": None, **(set_ or {})}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def update(self, upload_id: str, set_: Mapping[str, Any], *, session: Any = None) -> None:
+        await self.uploads.update_one({"_id": upload_id}, {"$set": dict(set_)}, session=session)
+
+    async def due(self, state: str, before: datetime, *, limit: int = 500) -> list[Doc]:
+        return await self.uploads.find({"state": state, "expires_at": {"$lt": before}}).limit(limit).to_list()
+
+    async def in_state(self, state: str, *, updated_before: datetime, limit: int = 500) -> list[Doc]:
+        return (
+            await self.uploads.find({"state": state, "updated_at": {"$lt": updated_before}})
+            .limit(limit)
+            .to_list()
+        )
+
+
+def is_duplicate(exc: Exception) -> bool:
+    return isinstance(exc, DuplicateKeyError) or (isinstance(exc, OperationFailure) and exc.code == 11000)

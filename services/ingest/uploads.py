@@ -1,0 +1,399 @@
+"""tus upload use cases: create, head, patch, terminate, expire — over `UploadStore` and `PartFiles`.
+
+Durability rule: bytes are appended and fsynced before the new offset is recorded, and a PATCH first
+truncates the part file to the recorded offset, so after any crash HEAD reports exactly the bytes that
+are durably stored. One writer per upload across processes: a lease lock in the upload document
+(`find_one_and_update`), renewed while a body streams; a second PATCH meanwhile gets 423.
+No aiohttp, no pymongo here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from libs.common.errors import Conflict
+
+from . import service
+from .metrics import ACTIVE_UPLOADS, UPLOAD_BYTES, UPLOAD_REQUESTS, UPLOADS_EXPIRED
+from .models import UploadState
+from .partfile import BodyInterrupted, BodyTooLong, file_digest
+from .paths import validate_relative_path
+from .service import Ingest, now
+from .tus import (
+    CHECKSUM_ALGORITHMS,
+    Checksum,
+    ChecksumMismatch,
+    Concat,
+    OffsetMismatch,
+    TusBadRequest,
+    TusConflict,
+    UploadForbidden,
+    UploadGone,
+    UploadLocked,
+    UploadNotFound,
+    UploadTooLarge,
+)
+
+GONE = "gone"
+
+
+@dataclass(frozen=True)
+class UploadInfo:
+    """What HEAD/PATCH/POST responses report about an upload."""
+
+    id: str
+    offset: int
+    length: int | None
+    metadata: dict[str, str]
+    expires_at: datetime | None
+    concat: str | None  # "partial", "final" or None
+    parts: tuple[str, ...]
+    state: str
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    length: int | None
+    defer_length: bool
+    metadata: dict[str, str]
+    concat: Concat | None
+
+
+@dataclass(frozen=True)
+class Body:
+    """A request body to append: the offset the client claims, its per-request checksum, the bytes."""
+
+    offset: int
+    checksum: Checksum | None
+    chunks: AsyncIterator[bytes]
+    length: int | None = None  # Upload-Length sent on a PATCH (deferred length)
+
+
+def _info(doc: dict[str, Any]) -> UploadInfo:
+    return UploadInfo(
+        id=doc["_id"],
+        offset=doc["offset"],
+        length=doc["length"],
+        metadata=doc["metadata"],
+        expires_at=doc["expires_at"] if doc["state"] == UploadState.RECEIVING.value else None,
+        concat=doc.get("concat"),
+        parts=tuple(doc.get("parts") or ()),
+        state=doc["state"],
+    )
+
+
+def parse_expected_checksum(raw: str | None) -> tuple[str, str] | None:
+    """Upload-Metadata `checksum`: '<sha256|sha1|md5> <hex or base64 digest>' of the whole file."""
+    if raw is None:
+        return None
+    parts = raw.split()
+    if len(parts) != 2 or parts[0].lower() not in CHECKSUM_ALGORITHMS:
+        raise TusBadRequest("metadata checksum must be '<sha256|sha1|md5> <digest>'")
+    algorithm, value = parts[0].lower(), parts[1]
+    size = hashlib.new(algorithm).digest_size
+    try:
+        digest = bytes.fromhex(value) if len(value) == 2 * size else base64.b64decode(value, validate=True)
+    except (ValueError, binascii.Error):
+        raise TusBadRequest("metadata checksum digest is neither hex nor base64") from None
+    if len(digest) != size:
+        raise TusBadRequest(f"metadata checksum digest has the wrong length for {algorithm}")
+    return algorithm, digest.hex()
+
+
+async def create_upload(
+    req: CreateRequest, body: Body | None, *, subject: str, correlation_id: str | None, deps: Ingest
+) -> UploadInfo:
+    partial = req.concat is not None and not req.concat.final
+    run_id, path = req.metadata.get("run_id"), req.metadata.get("path")
+    if not partial and (not run_id or not path):
+        raise TusBadRequest(
+            "Upload-Metadata must carry run_id and path (the file's path inside the run folder)"
+        )
+    if path is not None:
+        path = validate_relative_path(path, field="metadata path")
+    expected = parse_expected_checksum(req.metadata.get("checksum"))
+    parts: list[dict[str, Any]] = []
+    length = req.length
+    if req.concat is not None and req.concat.final:
+        parts = await _final_parts(req.concat, subject=subject, deps=deps)
+        length = sum(p["length"] for p in parts)
+    elif length is None and not req.defer_length:
+        raise TusBadRequest("Upload-Length or Upload-Defer-Length: 1 is required")
+    if length is not None and length > deps.limits.max_file_bytes:
+        raise UploadTooLarge(f"Upload-Length {length} exceeds Tus-Max-Size {deps.limits.max_file_bytes}")
+    if run_id and path:
+        await service.check_run_accepts(run_id, path, length, subject=subject, deps=deps)
+        if length:
+            await service.reserve(run_id, length, deps=deps)
+    at = now()
+    doc: dict[str, Any] = {
+        "_id": uuid.uuid4().hex,
+        "owner": subject,
+        "run_id": run_id,
+        "path": path,
+        "length": length,
+        "offset": 0,
+        "metadata": req.metadata,
+        "expected_checksum": expected,
+        "concat": None if req.concat is None else ("final" if req.concat.final else "partial"),
+        "parts": [p["_id"] for p in parts],
+        "state": UploadState.RECEIVING.value,
+        "reserved": (length or 0) if run_id and path else 0,
+        "expires_at": at + deps.limits.upload_ttl,
+        "created_at": at,
+        "updated_at": at,
+        "lock": None,
+        "purge_at": None,
+    }
+    deps.parts.create(doc["_id"])
+    await deps.uploads.insert(doc)
+    if parts:
+        await deps.parts.concat(doc["_id"], [p["_id"] for p in parts])
+        doc = await _record(doc["_id"], {"offset": length}, deps=deps)
+    if body is not None and doc["length"] != 0:
+        return await patch_upload(doc["_id"], body, subject=subject, correlation_id=correlation_id, deps=deps)
+    if doc["length"] is not None and doc["offset"] == doc["length"]:
+        doc = await _finish(doc, correlation_id=correlation_id, deps=deps)
+    return _info(doc)
+
+
+async def _final_parts(concat: Concat, *, subject: str, deps: Ingest) -> list[dict[str, Any]]:
+    found = {d["_id"]: d for d in await deps.uploads.get_many(list(concat.parts))}
+    parts = []
+    for part_id in concat.parts:
+        part = found.get(part_id)
+        if part is None or part["state"] == GONE or part["owner"] != subject:
+            raise TusBadRequest(f"Upload-Concat: partial upload {part_id} does not exist")
+        if part.get("concat") != "partial":
+            raise TusBadRequest(f"Upload-Concat: upload {part_id} was not created as a partial upload")
+        if part["length"] is None or part["offset"] != part["length"]:
+            raise TusBadRequest(f"Upload-Concat: partial upload {part_id} is not finished")
+        parts.append(part)
+    return parts
+
+
+async def _record(upload_id: str, set_: dict[str, Any], *, deps: Ingest) -> dict[str, Any]:
+    await deps.uploads.update(upload_id, {**set_, "updated_at": now()})
+    doc = await deps.uploads.get(upload_id)
+    assert doc is not None
+    return doc
+
+
+async def _load(upload_id: str, *, subject: str, deps: Ingest) -> dict[str, Any]:
+    doc = await deps.uploads.get(upload_id)
+    if doc is None:
+        raise UploadNotFound(f"no upload {upload_id}")
+    if doc["state"] == GONE:
+        raise UploadGone(f"upload {upload_id} was terminated or expired")
+    if doc["owner"] != subject:
+        raise UploadForbidden(f"upload {upload_id} belongs to another client")
+    if doc["state"] == UploadState.RECEIVING.value and doc["expires_at"].replace(tzinfo=now().tzinfo) < now():
+        raise UploadGone(f"upload {upload_id} expired")
+    return doc
+
+
+async def head_upload(upload_id: str, *, subject: str, deps: Ingest) -> UploadInfo:
+    """The upload's state; the offset never exceeds the bytes actually on disk (after a crash)."""
+    doc = await _load(upload_id, subject=subject, deps=deps)
+    if doc["state"] == UploadState.RECEIVING.value:
+        on_disk = deps.parts.size(upload_id)
+        if on_disk < doc["offset"]:
+            doc = await _record(upload_id, {"offset": on_disk}, deps=deps)
+    return _info(doc)
+
+
+async def patch_upload(
+    upload_id: str, body: Body, *, subject: str, correlation_id: str | None, deps: Ingest
+) -> UploadInfo:
+    doc = await _load(upload_id, subject=subject, deps=deps)
+    if doc.get("concat") == "final":
+        raise UploadForbidden("a final (concatenated) upload cannot be patched")
+    if doc["state"] != UploadState.RECEIVING.value:
+        if doc["state"] == UploadState.COMPLETE.value and doc.get("run_id") and body.offset == doc["offset"]:
+            return _info(await _finish(doc, correlation_id=correlation_id, deps=deps))
+        raise UploadForbidden(f"upload {upload_id} is complete; it takes no more bytes")
+    if body.length is not None:
+        doc = await _set_deferred_length(doc, body.length, deps=deps)
+    token = uuid.uuid4().hex
+    locked = await deps.uploads.lock(upload_id, token, now=now(), until=now() + deps.limits.lock_lease)
+    if locked is None:
+        raise UploadLocked(
+            f"upload {upload_id} is being written by another request; retry after it ends",
+            headers={"Retry-After": str(max(1, int(deps.limits.lock_lease.total_seconds())))},
+        )
+    try:
+        doc = await _append_locked(locked, body, token, deps=deps)
+    finally:
+        with contextlib.suppress(Exception):
+            await deps.uploads.unlock(upload_id, token)
+    if doc["length"] is not None and doc["offset"] == doc["length"]:
+        doc = await _finish(doc, correlation_id=correlation_id, deps=deps)
+    return _info(doc)
+
+
+async def _set_deferred_length(doc: dict[str, Any], length: int, *, deps: Ingest) -> dict[str, Any]:
+    if doc["length"] is not None:
+        if doc["length"] != length:
+            raise TusBadRequest(f"Upload-Length is already {doc['length']}; it cannot change to {length}")
+        return doc
+    if length < doc["offset"]:
+        raise TusBadRequest(f"Upload-Length {length} is below the bytes already received ({doc['offset']})")
+    if length > deps.limits.max_file_bytes:
+        raise UploadTooLarge(f"Upload-Length {length} exceeds Tus-Max-Size {deps.limits.max_file_bytes}")
+    if doc.get("run_id") and doc.get("path") and length:
+        await service.reserve(doc["run_id"], length, deps=deps)
+    return await _record(
+        doc["_id"], {"length": length, "reserved": length if doc.get("run_id") else 0}, deps=deps
+    )
+
+
+async def _append_locked(doc: dict[str, Any], body: Body, token: str, *, deps: Ingest) -> dict[str, Any]:
+    upload_id = doc["_id"]
+    if body.offset != doc["offset"]:
+        raise OffsetMismatch(expected=doc["offset"], provided=body.offset)
+    room = (doc["length"] if doc["length"] is not None else deps.limits.max_file_bytes) - doc["offset"]
+    renewer = asyncio.create_task(_renew(upload_id, token, deps=deps))
+    ACTIVE_UPLOADS.inc()
+    try:
+        result = await deps.parts.append(
+            upload_id, doc["offset"], body.chunks, limit=room, checksum=body.checksum
+        )
+    except BodyTooLong:
+        UPLOAD_REQUESTS.labels(outcome="too_large").inc()
+        raise UploadTooLarge(
+            f"the body is longer than the {room} bytes upload {upload_id} may still take"
+        ) from None
+    except BodyInterrupted as exc:
+        UPLOAD_REQUESTS.labels(outcome="interrupted").inc()
+        return await _advance(doc, exc.written, token, deps=deps)
+    finally:
+        ACTIVE_UPLOADS.dec()
+        renewer.cancel()
+    if not result.checksum_ok:
+        UPLOAD_REQUESTS.labels(outcome="checksum_mismatch").inc()
+        raise ChecksumMismatch(f"Upload-Checksum does not match the body; offset stays at {doc['offset']}")
+    UPLOAD_REQUESTS.labels(outcome="stored").inc()
+    return await _advance(doc, result.written, token, deps=deps)
+
+
+async def _advance(doc: dict[str, Any], written: int, token: str, *, deps: Ingest) -> dict[str, Any]:
+    at = now()
+    updated = await deps.uploads.unlock(
+        doc["_id"],
+        token,
+        {"offset": doc["offset"] + written, "updated_at": at, "expires_at": at + deps.limits.upload_ttl},
+    )
+    if updated is None:  # our lease ran out and another writer took over: our bytes are not ours to count
+        raise TusConflict(f"upload {doc['_id']} was taken over by another request; HEAD and resume")
+    UPLOAD_BYTES.inc(written)
+    return updated
+
+
+async def _renew(upload_id: str, token: str, *, deps: Ingest) -> None:
+    lease = deps.limits.lock_lease
+    while True:
+        await asyncio.sleep(lease.total_seconds() / 3)
+        with contextlib.suppress(Exception):
+            await deps.uploads.renew(upload_id, token, now() + lease)
+
+
+async def _finish(doc: dict[str, Any], *, correlation_id: str | None, deps: Ingest) -> dict[str, Any]:
+    """All bytes are in: verify the whole-file checksum, then hand the file to its run."""
+    upload_id = doc["_id"]
+    sha256 = doc.get("sha256") or await deps.parts.sha256(upload_id, doc["length"])
+    expected = doc.get("expected_checksum")
+    if expected is not None and doc["state"] == UploadState.RECEIVING.value:
+        algorithm, digest = expected
+        actual = (
+            sha256
+            if algorithm == "sha256"
+            else await asyncio.to_thread(file_digest, deps.parts.path(upload_id), algorithm)
+        )
+        if actual != digest:
+            deps.parts.delete(upload_id)
+            deps.parts.create(upload_id)
+            await _record(upload_id, {"offset": 0}, deps=deps)
+            raise ChecksumMismatch(
+                f"the whole file does not match the {algorithm} in Upload-Metadata; the upload restarts at 0"
+            )
+    doc = await _record(upload_id, {"state": UploadState.COMPLETE.value, "sha256": sha256}, deps=deps)
+    deps.parts.forget_hash(upload_id)
+    if doc.get("run_id") and doc.get("path"):
+        try:
+            await service.store_completed_file(
+                upload_id=upload_id,
+                run_id=doc["run_id"],
+                path=doc["path"],
+                size=doc["length"],
+                sha256=sha256,
+                correlation_id=correlation_id,
+                deps=deps,
+            )
+        except Conflict:  # the path was stored by another upload, or the run closed: this one is moot
+            await _bury(doc, deps=deps)
+            raise
+        doc = await deps.uploads.get(upload_id) or doc
+    return doc
+
+
+async def terminate_upload(upload_id: str, *, subject: str, deps: Ingest) -> None:
+    doc = await _load(upload_id, subject=subject, deps=deps)
+    if doc["state"] == UploadState.STORED.value:
+        raise UploadForbidden(f"upload {upload_id} is stored in its run and cannot be terminated")
+    token = uuid.uuid4().hex
+    if await deps.uploads.lock(upload_id, token, now=now(), until=now() + deps.limits.lock_lease) is None:
+        raise UploadLocked(f"upload {upload_id} is being written; retry after the request ends")
+    await _bury(doc, deps=deps)
+
+
+async def _bury(doc: dict[str, Any], *, deps: Ingest) -> None:
+    deps.parts.delete(doc["_id"])
+    at = now()
+    await deps.uploads.update(
+        doc["_id"],
+        {"state": GONE, "lock": None, "updated_at": at, "purge_at": at + deps.limits.tombstone_for},
+    )
+    if doc.get("reserved") and doc.get("run_id"):
+        await deps.runs.release_bytes(doc["run_id"], doc["reserved"])
+
+
+async def expire_uploads(*, deps: Ingest, at: datetime | None = None) -> int:
+    """Remove unfinished uploads past `Upload-Expires` (and partial uploads nobody concatenated)."""
+    when = at or now()
+    expired = 0
+    for state in (UploadState.RECEIVING.value, UploadState.COMPLETE.value):
+        for doc in await deps.uploads.due(state, when):
+            if state == UploadState.COMPLETE.value and doc.get("concat") != "partial":
+                continue
+            token = uuid.uuid4().hex
+            if (
+                await deps.uploads.lock(doc["_id"], token, now=when, until=when + deps.limits.lock_lease)
+                is None
+            ):
+                continue  # a request is writing it right now: not idle
+            await _bury(doc, deps=deps)
+            expired += 1
+    UPLOADS_EXPIRED.inc(expired)
+    return expired
+
+
+async def recover_completed(*, deps: Ingest, older_than_seconds: float = 60.0) -> int:
+    """Finish uploads whose bytes were complete when a process died before handing them to their run."""
+    recovered = 0
+    for doc in await deps.uploads.in_state(
+        UploadState.COMPLETE.value, updated_before=now() - timedelta(seconds=older_than_seconds)
+    ):
+        if doc.get("run_id") and doc.get("path"):
+            with contextlib.suppress(Exception):
+                await _finish(doc, correlation_id=None, deps=deps)
+                recovered += 1
+    return recovered

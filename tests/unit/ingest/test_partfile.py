@@ -1,0 +1,115 @@
+"""Part files: streaming appends, truncation of undurable bytes, checksums (services/ingest/partfile.py)."""
+
+import base64
+import hashlib
+import os
+import tracemalloc
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from services.ingest.partfile import BodyInterrupted, BodyTooLong, PartFiles
+from services.ingest.tus import Checksum
+
+UID = "0123456789abcdef0123456789abcdef"
+
+
+async def _body(*chunks: bytes) -> AsyncIterator[bytes]:
+    for c in chunks:
+        yield c
+
+
+async def _broken(*chunks: bytes) -> AsyncIterator[bytes]:
+    for c in chunks:
+        yield c
+    raise ConnectionResetError("peer went away")
+
+
+async def test_appends_in_order_and_hash_covers_whole_file(tmp_path: Path) -> None:
+    parts = PartFiles(tmp_path, buffer_size=7)
+    a, b = os.urandom(1000), os.urandom(333)
+    assert (await parts.append(UID, 0, _body(a[:10], a[10:]), limit=None, checksum=None)).written == 1000
+    assert (await parts.append(UID, 1000, _body(b), limit=None, checksum=None)).written == 333
+    assert parts.path(UID).read_bytes() == a + b
+    assert await parts.sha256(UID, 1333) == hashlib.sha256(a + b).hexdigest()
+
+
+async def test_hash_is_recomputed_from_disk_by_a_fresh_instance(tmp_path: Path) -> None:
+    data = os.urandom(5000)
+    await PartFiles(tmp_path).append(UID, 0, _body(data), limit=None, checksum=None)
+    assert await PartFiles(tmp_path).sha256(UID, 5000) == hashlib.sha256(data).hexdigest()
+
+
+async def test_bytes_past_the_durable_offset_are_truncated_before_appending(tmp_path: Path) -> None:
+    parts = PartFiles(tmp_path)
+    await parts.append(UID, 0, _body(b"hello garbage"), limit=None, checksum=None)
+    await PartFiles(tmp_path).append(UID, 5, _body(b" world"), limit=None, checksum=None)
+    assert parts.path(UID).read_bytes() == b"hello world"
+
+
+async def test_checksum_mismatch_discards_the_chunk(tmp_path: Path) -> None:
+    parts = PartFiles(tmp_path)
+    await parts.append(UID, 0, _body(b"abc"), limit=None, checksum=None)
+    wrong = Checksum("sha1", hashlib.sha1(b"other", usedforsecurity=False).digest())
+    result = await parts.append(UID, 3, _body(b"def"), limit=None, checksum=wrong)
+    assert not result.checksum_ok
+    assert parts.path(UID).read_bytes() == b"abc"
+    right = Checksum("sha1", hashlib.sha1(b"def", usedforsecurity=False).digest())
+    assert (await parts.append(UID, 3, _body(b"def"), limit=None, checksum=right)).checksum_ok
+    assert await parts.sha256(UID, 6) == hashlib.sha256(b"abcdef").hexdigest()
+    assert base64.b64encode(right.digest)
+
+
+async def test_too_long_body_keeps_nothing(tmp_path: Path) -> None:
+    parts = PartFiles(tmp_path)
+    with pytest.raises(BodyTooLong):
+        await parts.append(UID, 0, _body(b"x" * 10, b"y" * 10), limit=15, checksum=None)
+    assert parts.size(UID) == 0
+
+
+async def test_interrupted_body_keeps_what_arrived(tmp_path: Path) -> None:
+    parts = PartFiles(tmp_path, buffer_size=4)
+    with pytest.raises(BodyInterrupted) as err:
+        await parts.append(UID, 0, _broken(b"12345", b"678"), limit=None, checksum=None)
+    assert err.value.written == 8
+    assert parts.path(UID).read_bytes() == b"12345678"
+    assert await parts.sha256(UID, 8) == hashlib.sha256(b"12345678").hexdigest()
+
+
+async def test_interrupted_body_with_checksum_keeps_nothing(tmp_path: Path) -> None:
+    parts = PartFiles(tmp_path)
+    checksum = Checksum("md5", hashlib.md5(b"12345678", usedforsecurity=False).digest())
+    with pytest.raises(BodyInterrupted) as err:
+        await parts.append(UID, 0, _broken(b"12345"), limit=None, checksum=checksum)
+    assert err.value.written == 0 and parts.size(UID) == 0
+
+
+async def test_memory_does_not_grow_with_body_size(tmp_path: Path) -> None:
+    parts = PartFiles(tmp_path, buffer_size=1 << 20, fsync=False)
+    block = os.urandom(256 << 10)
+
+    async def big(n: int) -> AsyncIterator[bytes]:
+        for _ in range(n):
+            yield block
+
+    tracemalloc.start()
+    await parts.append(UID, 0, big(8), limit=None, checksum=None)  # 2 MiB
+    _, small_peak = tracemalloc.get_traced_memory()
+    tracemalloc.reset_peak()
+    await parts.append(UID, 2 << 20, big(128), limit=None, checksum=None)  # 32 MiB
+    _, big_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert big_peak < 8 << 20
+    assert big_peak < small_peak * 2 + (1 << 20)
+
+
+async def test_concat_joins_parts_in_order(tmp_path: Path) -> None:
+    parts = PartFiles(tmp_path)
+    ids = [f"{i:032x}" for i in range(3)]
+    chunks = [os.urandom(100 + i) for i in range(3)]
+    for uid, chunk in zip(ids, chunks, strict=True):
+        await parts.append(uid, 0, _body(chunk), limit=None, checksum=None)
+    size, digest = await parts.concat(UID, ids)
+    assert parts.path(UID).read_bytes() == b"".join(chunks)
+    assert (size, digest) == (303, hashlib.sha256(b"".join(chunks)).hexdigest())
