@@ -226,26 +226,34 @@ def decode_clocs(data: bytes, *, path: str | Path = "<clocs>") -> F32:
         raise BaseCallFileError("truncated clocs file: no header", path=path)
     _version, nbins = struct.unpack_from("<BI", data)
     pos = 5
-    xs: list[npt.NDArray[np.float32]] = []
-    ys: list[npt.NDArray[np.float32]] = []
-    mv = memoryview(data)
-    for b in range(nbins):
-        if pos >= len(data):
+    size = len(data)
+    counts: list[int] = []
+    for b in range(nbins):  # sequential walk over the bin counts only; pairs are gathered below
+        if pos >= size:
             raise BaseCallFileError(f"truncated clocs file in bin {b} of {nbins}", path=path)
         c = data[pos]
-        pos += 1
-        if pos + 2 * c > len(data):
-            raise BaseCallFileError(f"truncated clocs file in bin {b} of {nbins}", path=path)
-        if c:
-            d = np.frombuffer(mv[pos : pos + 2 * c], dtype=np.uint8).reshape(c, 2).astype(np.float32)
-            xs.append((b % CLOCS_BINS_PER_ROW) * CLOCS_BLOCK + d[:, 0] / np.float32(10))
-            ys.append((b // CLOCS_BINS_PER_ROW) * CLOCS_BLOCK + d[:, 1] / np.float32(10))
-        pos += 2 * c
-    if pos != len(data):
-        raise BaseCallFileError(f"{len(data) - pos} unexpected bytes after the last clocs bin", path=path)
-    if not xs:
+        counts.append(c)
+        pos += 1 + 2 * c
+    if pos > size:
+        raise BaseCallFileError(f"truncated clocs file in bin {nbins - 1} of {nbins}", path=path)
+    if pos != size:
+        raise BaseCallFileError(f"{size - pos} unexpected bytes after the last clocs bin", path=path)
+    cnt = np.array(counts, dtype=np.int64)
+    total = int(cnt.sum())
+    if total == 0:
         return np.zeros((0, 2), dtype=np.float32)
-    return np.stack([np.concatenate(xs), np.concatenate(ys)], axis=1).astype(np.float32)
+    # byte offset of each bin's first pair: 5 + bins before * 1 + pairs before * 2 + 1
+    pairs_before = np.concatenate([[0], np.cumsum(cnt)[:-1]])
+    first = 5 + np.arange(nbins, dtype=np.int64) + 2 * pairs_before + 1
+    bin_of = np.repeat(np.arange(nbins, dtype=np.int64), cnt)
+    k = np.arange(total, dtype=np.int64) - np.repeat(pairs_before, cnt)
+    at = np.repeat(first, cnt) + 2 * k
+    raw = np.frombuffer(data, dtype=np.uint8)
+    dx = raw[at].astype(np.float32) / np.float32(10)
+    dy = raw[at + 1].astype(np.float32) / np.float32(10)
+    x = (bin_of % CLOCS_BINS_PER_ROW * CLOCS_BLOCK).astype(np.float32) + dx
+    y = (bin_of // CLOCS_BINS_PER_ROW * CLOCS_BLOCK).astype(np.float32) + dy
+    return np.stack([x, y], axis=1).astype(np.float32)
 
 
 def fastq_coordinates(xy: F32) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
@@ -324,15 +332,21 @@ def pack_nibbles(calls: U8, bins: Sequence[tuple[int, int]] = NOVASEQ_BINS) -> U
     return (nib[0::2] | (nib[1::2] << 4)).astype(np.uint8)
 
 
-def unpack_nibbles(packed: U8, n: int, table: U8) -> U8:
-    """CBCL packed nibbles -> BCL bytes for the first ``n`` clusters."""
-    nib = np.empty(packed.size * 2, dtype=np.uint8)
-    nib[0::2] = packed & 0x0F
-    nib[1::2] = packed >> 4
-    nib = nib[:n]
+def nibble_table(table: U8) -> U8:
+    """(256, 2) lookup: packed byte -> BCL bytes of its low and high nibble."""
+    nib = np.arange(16, dtype=np.uint8)
     qbin = nib >> 2
-    phred = table[qbin]
-    return np.where(qbin == 0, 0, (phred << 2) | (nib & 3)).astype(np.uint8)
+    one = np.where(qbin == 0, 0, (table[qbin] << 2) | (nib & 3)).astype(np.uint8)
+    b = np.arange(256)
+    return np.stack([one[b & 0x0F], one[b >> 4]], axis=1).astype(np.uint8)
+
+
+def unpack_nibbles(packed: U8, n: int, table: U8, lut: U8 | None = None) -> U8:
+    """CBCL packed nibbles -> BCL bytes for the first ``n`` clusters (quality bin 0 = no-call)."""
+    lut = nibble_table(table) if lut is None else lut
+    lut16 = np.ascontiguousarray(lut).view(np.uint16).reshape(256)
+    out: U8 = np.take(lut16, packed).view(np.uint8)[:n]
+    return out
 
 
 def encode_cbcl(
@@ -450,6 +464,7 @@ class CbclTileStream:
         self._buf = np.zeros(0, dtype=np.uint8)  # decoded, not yet returned BCL bytes
         self._left = stored
         self._table = header.quality_table()
+        self._lut = nibble_table(self._table)
         self._raw_total = 0
 
     def _fill(self, need: int) -> None:
@@ -480,7 +495,7 @@ class CbclTileStream:
                     f"{self.record.uncompressed} bytes",
                     path=self.display,
                 )
-            calls = unpack_nibbles(np.frombuffer(raw, dtype=np.uint8), len(raw) * 2, self._table)
+            calls = unpack_nibbles(np.frombuffer(raw, dtype=np.uint8), len(raw) * 2, self._table, self._lut)
             parts.append(calls)
             have += calls.size
         self._buf = np.concatenate(parts) if len(parts) > 1 else parts[0]

@@ -13,6 +13,7 @@ folder next to the output, renamed to the output path only when complete (with
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import shutil
 import time
@@ -25,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from . import codecs, fastq
+from . import codecs, fastq, kernels
 from .errors import DemuxError, OutputError, SampleSheetError
-from .matcher import CODE, IndexMatcher, LaneSamples, check_collisions
+from .matcher import CODE, IndexMatcher, LaneSamples, check_collisions, decode_key
 from .runinfo import Format, Positions, RunInfo, parse_runinfo
 from .samplesheet import Sample, SampleSheet, parse_override_cycles, parse_samplesheet
 from .tiles import TileReader, TileSpec, check_complete, detect_format
@@ -35,6 +36,8 @@ from .tiles import TileReader, TileSpec, check_complete, detect_format
 U8 = npt.NDArray[np.uint8]
 COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
 EMPTY_GZIP = codecs.gzip_bytes(b"", 1)
+TOP_UNKNOWN = 1000  # unknown barcodes kept per lane (bcl2fastq's Stats.json keeps 1000)
+QSCORE = np.clip(np.arange(256, dtype=np.int64) - 33, 0, None)  # Phred+33 byte -> score
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ class DemuxOptions:
     no_lane_splitting: bool | None = None
     create_fastq_for_index_reads: bool | None = None
     compression_level: int = 4  # zlib scale, bcl2fastq default; mapped to ISA-L (fastq.isal_level)
-    chunk_clusters: int = 65536
+    chunk_clusters: int = 16384
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,10 @@ def plan_demux(run_dir: Path, options: DemuxOptions) -> DemuxPlan:
         raise SampleSheetError("no template (Y) cycles: nothing to write", path=sheet_name)
     if len(index_reads) > 2:
         raise SampleSheetError("more than two index reads are not supported", path=sheet_name)
+    if sum(r.length for r in index_reads) > 27:
+        raise SampleSheetError(
+            "index reads longer than 27 cycles in total are not supported", path=sheet_name
+        )
 
     # ---- samples
     samples: list[PlanSample] = []
@@ -351,12 +358,81 @@ class TileResult:
     raw: int
     pf: int
     stats: dict[int, SampleLaneStats]  # sample number -> counters
-    unknown: Counter[str]
+    unknown_keys: npt.NDArray[np.int64]  # packed observed index of undetermined PF reads (unique)
+    unknown_counts: npt.NDArray[np.int64]
     parts: dict[str, int]  # output file -> uncompressed bytes of this tile's member
 
 
-def _text(codes_or_calls: U8) -> U8:
-    return fastq.calls_to_text(codes_or_calls)[0]
+def _cols(sel: U8, segments: Sequence[Segment]) -> U8:
+    """(clusters, cycles) -> the cycles of ``segments`` as one (clusters, length) array."""
+    if len(segments) == 1:
+        s = segments[0]
+        return sel[:, s.start : s.start + s.length]
+    return np.concatenate([sel[:, s.start : s.start + s.length] for s in segments], axis=1)
+
+
+@dataclass(frozen=True)
+class _KernelParams:
+    seg_start: npt.NDArray[np.int64]
+    seg_len: npt.NDArray[np.int64]
+    umi_start: npt.NDArray[np.int64]
+    umi_len: npt.NDArray[np.int64]
+    idx_start: npt.NDArray[np.int64]
+    idx_len: npt.NDArray[np.int64]
+    idx_sep: npt.NDArray[np.bool_]
+    tag: U8
+    fixed: int  # upper bound of a record's bytes besides sequence and quality
+
+    @classmethod
+    def build(cls, plan: DemuxPlan, r: OutputRead) -> _KernelParams:
+        def arr(v: list[int]) -> npt.NDArray[np.int64]:
+            return np.array(v, dtype=np.int64)
+
+        idx_segs = [
+            (s, k > 0 and j == 0) for k, ir in enumerate(plan.index_reads) for j, s in enumerate(ir.segments)
+        ]
+        tag = f" {r.header_no}:".encode()
+        prefix_len = len(plan.info.instrument) + len(plan.info.flowcell) + 40
+        fixed = (
+            prefix_len
+            + 2 * 20
+            + sum(s.length + 1 for s in plan.umi)
+            + len(tag)
+            + 4
+            + sum(s.length + 1 for s, _ in idx_segs)
+            + 20
+            + 8
+        )
+        return cls(
+            seg_start=arr([s.start for s in r.segments]),
+            seg_len=arr([s.length for s in r.segments]),
+            umi_start=arr([s.start for s in plan.umi]),
+            umi_len=arr([s.length for s in plan.umi]),
+            idx_start=arr([s.start for s, _ in idx_segs]),
+            idx_len=arr([s.length for s, _ in idx_segs]),
+            idx_sep=np.array([sep for _, sep in idx_segs], dtype=np.bool_),
+            tag=np.frombuffer(tag, dtype=np.uint8),
+            fixed=fixed,
+        )
+
+
+def _adapter_lengths(
+    r: OutputRead, sel: U8, order: npt.NDArray[np.intp]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64] | None]:
+    """(bases kept, record length, bases trimmed) per output row, in ``order``."""
+    n = order.size
+    if r.adapter is None:
+        full = np.full(n, r.length, dtype=np.int64)
+        return full, full, None
+    spec = r.adapter
+    seq = fastq.SEQ_LUT[_cols(sel, r.segments)[order]]
+    t = fastq.find_adapter(seq, spec)
+    keep = np.where(t < spec.mask_short, 0, t)
+    if spec.behavior == "mask":
+        out_len = np.full(n, r.length, dtype=np.int64)
+    else:
+        out_len = np.maximum(t, min(spec.min_length, r.length))
+    return keep.astype(np.int64), out_len.astype(np.int64), (r.length - t).astype(np.int64)
 
 
 def process_tile(plan: DemuxPlan, task: int, spec: TileSpec, parts_dir: Path) -> TileResult:
@@ -376,120 +452,119 @@ def process_tile(plan: DemuxPlan, task: int, spec: TileSpec, parts_dir: Path) ->
     level = fastq.isal_level(plan.compression_level)
     task_dir = parts_dir / f"{task:06d}"
     writers: dict[str, fastq.GzipPart] = {}
+    file_names: dict[tuple[int, str], str] = {}
     stats: dict[int, SampleLaneStats] = {}
-    unknown: Counter[str] = Counter()
+    unknown_keys: list[npt.NDArray[np.int64]] = []
     reader = TileReader(plan.run_dir, info, plan.fmt, plan.positions, spec)
     raw = reader.n
     pf_total = int(reader.pf.sum())
     x_all, y_all = codecs.fastq_coordinates(reader.xy)
     include_non_pf = plan.include_non_pf and reader.stores_non_pf
+    prefix_arr = np.frombuffer(prefix, dtype=np.uint8)
+    kernel_params = [_KernelParams.build(plan, r) for r in plan.output_reads]
+    buf = np.empty(0, dtype=np.uint8)
     try:
-        for start, calls, pf in reader.chunks(plan.chunk_clusters):
-            rows = np.arange(pf.size) if include_non_pf else np.flatnonzero(pf)
-            if rows.size == 0:
+        for tile_rows, sel in reader.chunks(plan.chunk_clusters, pf_only=not include_non_pf):
+            n = tile_rows.size
+            if n == 0:
                 continue
-            sel = calls[:, rows]
-            rpf = pf[rows]
-            idx_codes = [
-                fastq.calls_to_codes(
-                    np.ascontiguousarray(
-                        np.concatenate([sel[s.start : s.start + s.length] for s in r.segments]).T
-                    )
-                )
-                for r in plan.index_reads
-            ]
+            rpf = reader.pf[tile_rows]
+            idx_codes = [fastq.calls_to_codes(_cols(sel, r.segments)) for r in plan.index_reads]
             if plan.index_reads:
-                sample_idx, mm = matcher.assign(idx_codes)
+                sample_idx, mm, obs_keys = matcher.assign(idx_codes)
             else:
-                sample_idx = np.full(rows.size, matcher.no_index_sample, dtype=np.int64)
-                mm = np.zeros(rows.size, dtype=np.int64)
+                sample_idx = np.full(n, matcher.no_index_sample, dtype=np.int64)
+                mm = np.zeros(n, dtype=np.int64)
+                obs_keys = np.zeros(n, dtype=np.int64)
             sample_no = numbers[sample_idx]
-            x = x_all[start + rows]
-            y = y_all[start + rows]
-            umi_text: U8 | None = None
-            if plan.umi:
-                parts = []
-                for k, s in enumerate(plan.umi):
-                    if k:
-                        parts.append(fastq.const(b"+", rows.size))
-                    parts.append(_text(np.ascontiguousarray(sel[s.start : s.start + s.length].T)))
-                umi_text = np.concatenate(parts, axis=1)
-            index_text: U8 | None
             if plan.index_reads:
-                parts = []
-                for k, codes in enumerate(idx_codes):
-                    if k:
-                        parts.append(fastq.const(b"+", rows.size))
-                    parts.append(np.frombuffer(b"ACGTN", dtype=np.uint8)[codes])
-                index_text = np.concatenate(parts, axis=1)
-            else:
-                index_text = fastq.digits(sample_no, 4)
-            # read texts (+ adapter handling) for all selected clusters, then split by sample
-            texts: list[tuple[OutputRead, U8, U8, npt.NDArray[np.int64] | None]] = []
-            for r in plan.output_reads:
-                block = np.ascontiguousarray(
-                    np.concatenate([sel[s.start : s.start + s.length] for s in r.segments]).T
-                )
-                seq, qual = fastq.calls_to_text(block)
-                trimmed = None
-                if r.adapter is not None:
-                    seq, qual, trimmed = fastq.apply_adapter(seq, qual, r.adapter)
-                texts.append((r, seq, qual, trimmed))
-            # unknown barcodes (PF, undetermined)
-            if plan.index_reads:
-                und = np.flatnonzero((sample_no == 0) & rpf)
-                if und.size:
-                    u, c = np.unique(index_text[und], axis=0, return_counts=True)
-                    for seqb, cnt in zip(u, c.tolist(), strict=True):
-                        unknown[seqb.tobytes().decode()] += cnt
-            order = np.argsort(sample_no, kind="stable")
+                unknown_keys.append(obs_keys[(sample_no == 0) & rpf])
+            # group clusters by sample, keeping cluster order inside a sample (radix sort on int16)
+            order = np.argsort(sample_no.astype(np.int16), kind="stable")
             sorted_no = sample_no[order]
-            bounds = np.flatnonzero(np.diff(sorted_no)) + 1
-            for grp in np.split(order, bounds):
-                num = int(sample_no[grp[0]])
+            bounds = [0, *(np.flatnonzero(np.diff(sorted_no)) + 1).tolist(), n]
+            o_pf = rpf[order]
+            o_mm = mm[order]
+            x = x_all[tile_rows]
+            y = y_all[tile_rows]
+            # per sample counters
+            for a, b in itertools.pairwise(bounds):
+                if a == b:
+                    continue
+                num = int(sorted_no[a])
                 st = stats.setdefault(num, SampleLaneStats())
-                gpf = rpf[grp]
+                gpf = o_pf[a:b]
                 st.reads += int(gpf.sum())
-                st.written += int(grp.size)
+                st.written += b - a
                 if num != 0:
-                    st.mismatches = [
-                        a + b
-                        for a, b in zip(
-                            st.mismatches, np.bincount(mm[grp][gpf], minlength=5)[:5].tolist(), strict=True
-                        )
-                    ]
-                for r, seq, qual, trimmed in texts:
-                    gq = qual[grp]
-                    written = gq[gpf]
-                    nz = written != 0
-                    rs = st.per_read.setdefault(r.label, ReadStats())
-                    rs.yield_ += int(nz.sum())
-                    rs.q30 += int((written >= 63).sum())
-                    rs.qsum += int(written.sum(dtype=np.int64)) - 33 * int(nz.sum())
+                    hist = np.bincount(o_mm[a:b][gpf], minlength=5)[:5].tolist()
+                    st.mismatches = [p + q for p, q in zip(st.mismatches, hist, strict=True)]
+            for r, kp in zip(plan.output_reads, kernel_params, strict=True):
+                keep, out_len, trimmed = _adapter_lengths(r, sel, order)
+                max_len = max(r.length, r.adapter.min_length if r.adapter else 0)
+                cap = n * (kp.fixed + 2 * max_len)
+                if buf.size < cap:
+                    buf = np.empty(cap, dtype=np.uint8)
+                offsets = np.empty(n + 1, dtype=np.int64)
+                r_yield = np.empty(n, dtype=np.int64)
+                r_q30 = np.empty(n, dtype=np.int64)
+                r_qsum = np.empty(n, dtype=np.int64)
+                kernels.fill_records(
+                    buf,
+                    offsets,
+                    r_yield,
+                    r_q30,
+                    r_qsum,
+                    sel,
+                    order.astype(np.int64),
+                    kp.seg_start,
+                    kp.seg_len,
+                    kp.umi_start,
+                    kp.umi_len,
+                    kp.idx_start,
+                    kp.idx_len,
+                    kp.idx_sep,
+                    sorted_no,
+                    prefix_arr,
+                    kp.tag,
+                    rpf,
+                    x,
+                    y,
+                    keep,
+                    out_len,
+                    fastq.SEQ_LUT,
+                    fastq.QUAL_LUT,
+                )
+                view = memoryview(buf)  # type: ignore[arg-type]
+                for a, b in itertools.pairwise(bounds):
+                    if a == b:
+                        continue
+                    num = int(sorted_no[a])
+                    gpf = o_pf[a:b]
+                    rs = stats[num].per_read.setdefault(r.label, ReadStats())
+                    rs.yield_ += int(r_yield[a:b][gpf].sum())
+                    rs.q30 += int(r_q30[a:b][gpf].sum())
+                    rs.qsum += int(r_qsum[a:b][gpf].sum())
                     if trimmed is not None:
-                        rs.trimmed += int(trimmed[grp][gpf].sum())
-                    data = fastq.records(
-                        prefix,
-                        x[grp],
-                        y[grp],
-                        umi_text[grp] if umi_text is not None else None,
-                        r.header_no,
-                        ~rpf[grp],
-                        index_text[grp],
-                        seq[grp],
-                        gq,
-                    )
-                    name = plan.file_name(num, lane, r.label)
+                        rs.trimmed += int(trimmed[a:b][gpf].sum())
+                    key = (num, r.label)
+                    name = file_names.get(key)
+                    if name is None:
+                        name = file_names[key] = plan.file_name(num, lane, r.label)
                     w = writers.get(name)
                     if w is None:
                         w = writers[name] = fastq.GzipPart(
                             task_dir / (name.replace("/", "__") + ".part"), level
                         )
-                    w.write(data)
+                    w.write(view[int(offsets[a]) : int(offsets[b])])
     finally:
         reader.close()
         for w in writers.values():
             w.close()
+    if unknown_keys:
+        u_keys, u_counts = np.unique(np.concatenate(unknown_keys), return_counts=True)
+    else:
+        u_keys = u_counts = np.zeros(0, dtype=np.int64)
     return TileResult(
         task=task,
         lane=lane,
@@ -497,7 +572,8 @@ def process_tile(plan: DemuxPlan, task: int, spec: TileSpec, parts_dir: Path) ->
         raw=raw,
         pf=pf_total,
         stats=stats,
-        unknown=unknown,
+        unknown_keys=u_keys,
+        unknown_counts=u_counts,
         parts={k: w.raw_bytes for k, w in writers.items()},
     )
 
@@ -523,7 +599,8 @@ class DemuxResult:
     lane_stats: dict[int, dict[int, SampleLaneStats]]  # lane -> sample number -> counters
     lane_raw: dict[int, int]
     lane_pf: dict[int, int]
-    unknown: dict[int, Counter[str]]
+    unknown: dict[int, Counter[str]]  # lane -> the most frequent undetermined PF index sequences
+    unknown_total: dict[int, int]  # lane -> undetermined PF reads
     reports: list[str]
     seconds: float
 
@@ -572,6 +649,7 @@ def run_demux(
             lane_raw={},
             lane_pf={},
             unknown={},
+            unknown_total={},
             reports=[],
             seconds=0.0,
         )
@@ -581,7 +659,18 @@ def run_demux(
             lane_stats = result.lane_stats.setdefault(r.lane, {})
             for num, st in r.stats.items():
                 lane_stats.setdefault(num, SampleLaneStats()).add(st)
-            result.unknown.setdefault(r.lane, Counter()).update(r.unknown)
+        lengths = [r.length for r in plan.index_reads]
+        for lane in plan.info.lanes:
+            keys = [r.unknown_keys for r in results if r.lane == lane]
+            counts = [r.unknown_counts for r in results if r.lane == lane]
+            if not keys or not sum(k.size for k in keys):
+                result.unknown[lane], result.unknown_total[lane] = Counter(), 0
+                continue
+            u, inv = np.unique(np.concatenate(keys), return_inverse=True)
+            c = np.bincount(inv.reshape(-1), weights=np.concatenate(counts)).astype(np.int64)
+            top = np.argsort(-c, kind="stable")[:TOP_UNKNOWN]
+            result.unknown[lane] = Counter({decode_key(int(u[i]), lengths): int(c[i]) for i in top.tolist()})
+            result.unknown_total[lane] = int(c.sum())
         result.reports = write_reports(result, tmp)
         done = tmp / "Logs/FastqComplete.txt"
         done.parent.mkdir(parents=True, exist_ok=True)

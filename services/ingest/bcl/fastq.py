@@ -40,18 +40,21 @@ def isal_level(level: int) -> int:
     return 3
 
 
+_ALL = np.arange(256, dtype=np.uint8)
+_NOCALL = (_ALL >> 2) == 0
+SEQ_LUT = np.where(_NOCALL, np.uint8(N), BASE_CHARS[_ALL & 3]).astype(np.uint8)
+QUAL_LUT = np.where(_NOCALL, np.uint8(HASH), (_ALL >> 2) + np.uint8(33)).astype(np.uint8)
+CODE_LUT = np.where(_NOCALL, np.uint8(4), _ALL & 3).astype(np.uint8)
+
+
 def calls_to_text(calls: U8) -> tuple[U8, U8]:
     """BCL bytes -> ASCII bases and Phred+33 qualities; quality bits 0 = no-call (N, '#')."""
-    q = calls >> 2
-    nc = q == 0
-    seq = np.where(nc, np.uint8(N), BASE_CHARS[calls & 3])
-    qual = np.where(nc, np.uint8(HASH), q + np.uint8(33))
-    return seq.astype(np.uint8, copy=False), qual.astype(np.uint8, copy=False)
+    return SEQ_LUT[calls], QUAL_LUT[calls]
 
 
 def calls_to_codes(calls: U8) -> U8:
     """BCL bytes -> base codes 0-3, 4 = N."""
-    return np.where((calls >> 2) == 0, np.uint8(4), calls & np.uint8(3)).astype(np.uint8)
+    return CODE_LUT[calls]
 
 
 def digits(values: I64, width: int) -> U8:
@@ -68,11 +71,14 @@ def const(text: bytes, n: int) -> U8:
     return np.broadcast_to(np.frombuffer(text, dtype=np.uint8), (n, len(text)))
 
 
-def assemble(columns: Sequence[U8]) -> bytes:
+def assemble(columns: Sequence[U8]) -> tuple[bytes, I64]:
+    """Concatenate columns row-wise, drop filler bytes; returns text and record start offsets (n+1)."""
     mat = np.concatenate(columns, axis=1)
-    flat = mat.reshape(-1)
-    out: bytes = flat[flat != 0].tobytes()
-    return out
+    keep = mat != 0
+    offsets = np.zeros(mat.shape[0] + 1, dtype=np.int64)
+    np.cumsum(keep.sum(axis=1), out=offsets[1:])
+    out: bytes = mat[keep].tobytes()
+    return out, offsets
 
 
 @dataclass(frozen=True)
@@ -145,11 +151,14 @@ def records(
     index_text: U8 | None,
     seq: U8,
     qual: U8,
-) -> bytes:
-    """FASTQ text: ``@<prefix><x>:<y>[:<umi>] <read>:<Y|N>:0:<index>`` + sequence + ``+`` + quality."""
+) -> tuple[bytes, I64]:
+    """FASTQ text: ``@<prefix><x>:<y>[:<umi>] <read>:<Y|N>:0:<index>`` + sequence + ``+`` + quality.
+
+    Returns the text and the offset of each record (n + 1 values).
+    """
     n = seq.shape[0]
     if n == 0:
-        return b""
+        return b"", np.zeros(1, dtype=np.int64)
     cols: list[U8] = [const(b"@" + prefix, n), digits(x, 7), const(b":", n), digits(y, 7)]
     if umi is not None:
         cols += [const(b":", n), umi]
@@ -172,7 +181,7 @@ class GzipPart:
         self._c = isal_zlib.compressobj(level, isal_zlib.DEFLATED, 31)
         self.raw_bytes = 0
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         if data:
             self.raw_bytes += len(data)
             self._f.write(self._c.compress(data))

@@ -106,6 +106,19 @@ class IndexMatcher:
             self.tables.append(table)
         self.no_index_sample = lane.members[0][0] if (not self.tolerances and lane.members) else -1
         self._memo: dict[tuple[int, ...], tuple[int, tuple[int, ...]]] = {}
+        # sorted variant keys per index read -> sample (-2 when several samples share the key) and mismatches
+        self._keys: list[npt.NDArray[np.int64]] = []
+        self._sample: list[npt.NDArray[np.int64]] = []
+        self._mm: list[npt.NDArray[np.int64]] = []
+        for table in self.tables:
+            keys = np.array(sorted(table), dtype=np.int64)
+            self._keys.append(keys)
+            self._sample.append(
+                np.array(
+                    [table[k][0][0] if len(table[k]) == 1 else -2 for k in keys.tolist()], dtype=np.int64
+                )
+            )
+            self._mm.append(np.array([table[k][0][1] for k in keys.tolist()], dtype=np.int64))
 
     def _lookup(self, keys: tuple[int, ...]) -> tuple[int, tuple[int, ...]]:
         hit = self._memo.get(keys)
@@ -135,21 +148,56 @@ class IndexMatcher:
 
     def assign(
         self, index_codes: Sequence[npt.NDArray[np.uint8]]
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """index_codes: one (n, L_r) code array per index read.
 
-        Returns (sample index per cluster, -1 = undetermined; total mismatches per cluster, -1 if none).
+        Returns (sample index per cluster, -1 = undetermined; total mismatches, -1 if none; the
+        packed observed index per cluster, a key for counting unknown barcodes).
         """
+        n = index_codes[0].shape[0] if index_codes else 0
         if not self.tolerances:
-            n = index_codes[0].shape[0] if index_codes else 0
-            return np.full(n, self.no_index_sample, dtype=np.int64), np.zeros(n, dtype=np.int64)
-        packed = np.stack([pack(c) for c in index_codes], axis=1)
-        uniq, inverse = np.unique(packed, axis=0, return_inverse=True)
-        inverse = inverse.reshape(-1)
-        u_sample = np.empty(uniq.shape[0], dtype=np.int64)
-        u_mm = np.empty(uniq.shape[0], dtype=np.int64)
-        for i, row in enumerate(uniq.tolist()):
-            s, mms = self._lookup(tuple(row))
-            u_sample[i] = s
-            u_mm[i] = sum(mms) if s >= 0 else -1
-        return u_sample[inverse], u_mm[inverse]
+            return (
+                np.full(n, self.no_index_sample, dtype=np.int64),
+                np.zeros(n, dtype=np.int64),
+                np.zeros(n, dtype=np.int64),
+            )
+        sample = np.full(n, -3, dtype=np.int64)  # -3: not decided yet
+        total_mm = np.zeros(n, dtype=np.int64)
+        packed = [pack(c) for c in index_codes]
+        ambiguous = np.zeros(n, dtype=bool)
+        for r, key in enumerate(packed):
+            keys = self._keys[r]
+            pos = np.searchsorted(keys, key)
+            pos[pos >= keys.size] = 0
+            found = keys[pos] == key if keys.size else np.zeros(n, dtype=bool)
+            s_r = np.where(found, self._sample[r][pos], -1)
+            total_mm += np.where(found, self._mm[r][pos], 0)
+            ambiguous |= s_r == -2
+            sample = np.where(sample == -3, s_r, np.where((sample == s_r) & (s_r >= 0), sample, -1))
+        sample[sample < 0] = -1
+        total_mm[sample < 0] = -1
+        # keys shared by several samples on one index read: resolve with the full tables
+        for i in np.flatnonzero(ambiguous).tolist():
+            s, mms = self._lookup(tuple(int(p[i]) for p in packed))
+            sample[i] = s
+            total_mm[i] = sum(mms) if s >= 0 else -1
+        combined = packed[0]
+        for r in range(1, len(packed)):
+            combined = combined * (5 ** self.lengths[r]) + packed[r]
+        return sample, total_mm, combined
+
+    def decode_key(self, key: int) -> str:
+        return decode_key(key, self.lengths)
+
+
+def decode_key(key: int, lengths: Sequence[int]) -> str:
+    """Packed observed index (see `IndexMatcher.assign`) -> ``ACGT[+ACGT]``."""
+    if True:
+        parts = []
+        for length in reversed(lengths):
+            digits = []
+            for _ in range(length):
+                key, d = divmod(key, 5)
+                digits.append("ACGTN"[d])
+            parts.append("".join(reversed(digits)))
+        return "+".join(reversed(parts))

@@ -108,7 +108,7 @@ def write_reports(result: DemuxResult, root: Path) -> list[str]:
         unk = result.unknown.get(lane)
         if not unk:
             continue
-        n_und = sum(unk.values())
+        n_und = result.unknown_total.get(lane, 0)
         total = sum(st.reads for _, st in lane_rows(lane))
         for seq, cnt in unk.most_common(TOP_UNKNOWN_CSV):
             rows.append([lane, *seq.split("+"), cnt, _pct(cnt, n_und), _pct(cnt, total)])
@@ -148,7 +148,7 @@ def write_reports(result: DemuxResult, root: Path) -> list[str]:
                         q30,
                         qs,
                         f"{(qs / y) if y else 0.0:.2f}",
-                        f"{(q30 / y) if y else 0.0:.2f}",
+                        f"{(100.0 * q30 / y) if y else 0.0:.2f}",
                     ]
                 )
     _write(root / "Reports/Quality_Metrics.csv", _csv(rows))

@@ -147,21 +147,33 @@ class TileReader:
     def stores_non_pf(self) -> bool:
         return not any(self._excluded)
 
-    def chunks(self, size: int) -> Iterator[tuple[int, U8, npt.NDArray[np.bool_]]]:
-        """Yield (first cluster, calls as (cycles, m) BCL bytes, pf flags) for each chunk."""
+    def chunks(self, size: int, *, pf_only: bool) -> Iterator[tuple[npt.NDArray[np.intp], U8]]:
+        """Yield (cluster numbers within the tile, calls as a (clusters, cycles) array) per chunk.
+
+        With ``pf_only`` only PF clusters are returned. Otherwise every cluster is, which requires
+        base calls for non-PF clusters (CBCLs written with non-PF clusters excluded have none: the
+        caller checks `stores_non_pf`). Cycle data arrive cycle by cycle and are written straight into
+        the cluster-major array (cheaper than transposing afterwards).
+        """
         for start in range(0, self.n, size):
             stop = min(start + size, self.n)
             m = stop - start
             pf = self.pf[start:stop]
-            npf = int(pf.sum())
-            calls = np.empty((self.cycles, m), dtype=np.uint8)
+            pf_rows = np.flatnonzero(pf)
+            npf = int(pf_rows.size)
+            rows = pf_rows if pf_only else np.arange(m)
+            calls = np.zeros((rows.size, self.cycles), dtype=np.uint8)
             for c, (s, excl) in enumerate(zip(self._streams, self._excluded, strict=True)):
                 if excl:
-                    calls[c] = 0
-                    calls[c, pf] = s.read(npf)
+                    stored = s.read(npf)
+                    if pf_only:
+                        calls[:, c] = stored
+                    else:  # pragma: no cover - refused by the caller (no calls for non-PF clusters)
+                        calls[pf_rows, c] = stored
                 else:
-                    calls[c] = s.read(m)
-            yield start, calls, pf
+                    data = s.read(m)
+                    calls[:, c] = data if not pf_only or npf == m else np.take(data, pf_rows)
+            yield start + rows, calls
         for s in self._streams:
             if isinstance(s, codecs.BclStream):
                 s.finish()
