@@ -43,7 +43,11 @@ def _context(dest: Path) -> None:
             shutil.copy2(src, target)
 
 
-def test_build_stage_installs_and_every_service_imports_from_site_packages(tmp_path: Path) -> None:
+def test_build_stage_installs_and_every_service_imports_from_site_packages(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if "slow" not in (request.config.getoption("markexpr") or "").replace("not slow", ""):
+        pytest.skip("slow (~1 min, downloads every runtime wheel): run with -m slow")
     context = tmp_path / "context"
     _context(context)
     assert not (context / "tests").exists()
