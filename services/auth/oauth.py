@@ -36,7 +36,8 @@ from authlib.oauth2.rfc6749.errors import (
     UnauthorizedClientError,
 )
 from authlib.oauth2.rfc6749.requests import OAuth2Payload
-from authlib.oauth2.rfc7636 import CodeChallenge, compare_s256_code_challenge
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7636.challenge import compare_s256_code_challenge
 from authlib.oauth2.rfc8628 import DeviceAuthorizationEndpoint, DeviceCodeGrant
 
 from libs.common import scopes
@@ -437,8 +438,10 @@ class SeqhubAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         refresh = token.get("refresh_token")
         if not refresh:
             return
-        previous = request.outcome.rotate_refresh
-        code = request.outcome.consume_code
+        # Authlib calls save_token before revoke_old_credential / delete_authorization_code: use the
+        # validated credential on the request to keep the new refresh token in the grant's family
+        previous = request.refresh_token.record if isinstance(request.refresh_token, _Refresh) else None
+        code = request.authorization_code.record if isinstance(request.authorization_code, _Code) else None
         family = previous.family_id if previous else code.family_id if code else uuid.uuid4().hex
         now = request.prefetched.now
         request.outcome.new_refresh = RefreshToken(

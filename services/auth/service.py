@@ -427,6 +427,10 @@ class AuthService:
             return None
         if header.get("typ") != "at+jwt" or claims.get("iss") != self.config.issuer:
             return None
+        aud = claims.get("aud")
+        wanted = self.config.audience
+        if (aud if isinstance(aud, list) else [aud]) != (wanted if isinstance(wanted, list) else [wanted]):
+            return None
         return claims
 
     async def bearer_claims(self, token: str) -> dict[str, Any]:
