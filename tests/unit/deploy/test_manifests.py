@@ -16,7 +16,7 @@ import referencing
 import yaml
 from kubernetes_validate import SchemaNotFoundError, ValidationError
 
-from .tooling import CRDS, K8S, K8S_VERSIONS, OVERLAYS, render, validate_monitoring_crs
+from .tooling import CRDS, DEPLOY, K8S, K8S_VERSIONS, OVERLAYS, render, run, tool, validate_monitoring_crs
 
 CR_SCHEMAS = {
     ("rabbitmq.com/v1beta1", "RabbitmqCluster"): "rabbitmqcluster.schema.yaml",
@@ -178,3 +178,13 @@ def test_monitoring_resources_match_the_prometheus_operator_api_models() -> None
     assert [r for r in results[:-1] if r["error"]] == []
     assert {r["kind"] for r in results[:-1]} == {"ServiceMonitor", "PrometheusRule"}
     assert results[-1]["name"] == "broken" and "interval" in results[-1]["error"]
+
+
+def test_yaml_files_pass_yamllint(tmp_path: Path) -> None:
+    config = str(DEPLOY / ".yamllint.yaml")
+    proc = run([tool("yamllint"), "-s", "-f", "parsable", "-c", config, str(DEPLOY)], timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: 1\na: 2\nb:   [1,2]\n")
+    proc = run([tool("yamllint"), "-s", "-f", "parsable", "-c", config, str(bad)], timeout=60)
+    assert proc.returncode == 1 and "key-duplicates" in proc.stdout
