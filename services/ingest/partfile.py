@@ -158,6 +158,10 @@ class PartFiles:
         await writer.drain()
         return total
 
+    async def sync(self, upload_id: str, size: int) -> None:
+        """Cut the part file to `size` bytes and make them durable."""
+        await asyncio.to_thread(_cut_and_sync, self.path(upload_id), size)
+
     async def sha256(self, upload_id: str, length: int) -> str:
         """Whole-file SHA-256 hex; from the running hash when it covers the file, else re-read."""
         running = self._hashes.get(upload_id)
@@ -224,6 +228,15 @@ def _open_at(path: Path, offset: int) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def _cut_and_sync(path: Path, size: int) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _sync_close(fd: int, sync: bool) -> None:

@@ -168,11 +168,17 @@ class UploadStore:
     async def get_many(self, upload_ids: list[str]) -> list[Doc]:
         return await self.uploads.find({"_id": {"$in": upload_ids}}).to_list()
 
-    async def lock(self, upload_id: str, token: str, *, now: datetime, until: datetime) -> Doc | None:
-        """Take the upload's lock if free or its lease ran out; the document, or None if held/absent."""
+    async def lock(
+        self, upload_id: str, token: str, *, now: datetime, until: datetime, checksum: bool = False
+    ) -> Doc | None:
+        """Take the upload's lock if free or its lease ran out; the document, or None if held/absent.
+
+        `checksum` records whether the writer's body is covered by an Upload-Checksum: if the writer dies,
+        the bytes it left on disk may only be adopted when they needed no verification.
+        """
         return await self.uploads.find_one_and_update(
             {"_id": upload_id, "$or": [{"lock": None}, {"lock.until": {"$lt": now}}]},
-            {"$set": {"lock": {"token": token, "until": until}}},
+            {"$set": {"lock": {"token": token, "until": until, "checksum": checksum}}},
             return_document=ReturnDocument.AFTER,
         )
 

@@ -249,7 +249,8 @@ def require_offset_content_type(headers: Mapping[str, str]) -> None:
 
 def format_expires(when: datetime) -> str:
     """RFC 9110 HTTP-date, as `Upload-Expires` requires."""
-    return format_datetime(when.astimezone(UTC), usegmt=True)
+    aware = when if when.tzinfo is not None else when.replace(tzinfo=UTC)  # MongoDB hands back naive UTC
+    return format_datetime(aware.astimezone(UTC), usegmt=True)
 
 
 def options_headers(max_size: int) -> dict[str, str]:

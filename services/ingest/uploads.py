@@ -202,13 +202,33 @@ async def _load(upload_id: str, *, subject: str, deps: Ingest) -> dict[str, Any]
 
 
 async def head_upload(upload_id: str, *, subject: str, deps: Ingest) -> UploadInfo:
-    """The upload's state; the offset never exceeds the bytes actually on disk (after a crash)."""
+    """The upload's state; the offset is exactly what is durably on disk, also after a crash."""
     doc = await _load(upload_id, subject=subject, deps=deps)
     if doc["state"] == UploadState.RECEIVING.value:
         on_disk = deps.parts.size(upload_id)
         if on_disk < doc["offset"]:
             doc = await _record(upload_id, {"offset": on_disk}, deps=deps)
+        elif on_disk > doc["offset"] and _abandoned_unchecked(doc):
+            doc = await _adopt(doc, on_disk, deps=deps)
     return _info(doc)
+
+
+def _abandoned_unchecked(doc: dict[str, Any]) -> bool:
+    """A writer died mid-body (its lease ran out) and its bytes needed no per-request checksum."""
+    lock = doc.get("lock")
+    return bool(lock) and lock["until"].replace(tzinfo=now().tzinfo) < now() and not lock.get("checksum")
+
+
+async def _adopt(doc: dict[str, Any], on_disk: int, *, deps: Ingest) -> dict[str, Any]:
+    """Keep the bytes a dead writer left (tus: keep as much as possible): fsync them, then record them."""
+    token = uuid.uuid4().hex
+    locked = await deps.uploads.lock(doc["_id"], token, now=now(), until=now() + deps.limits.lock_lease)
+    if locked is None:
+        return doc
+    keep = on_disk if doc["length"] is None else min(on_disk, doc["length"])
+    deps.parts.forget_hash(doc["_id"])
+    await deps.parts.sync(doc["_id"], keep)
+    return await deps.uploads.unlock(doc["_id"], token, {"offset": keep, "updated_at": now()}) or doc
 
 
 async def patch_upload(
@@ -224,7 +244,9 @@ async def patch_upload(
     if body.length is not None:
         doc = await _set_deferred_length(doc, body.length, deps=deps)
     token = uuid.uuid4().hex
-    locked = await deps.uploads.lock(upload_id, token, now=now(), until=now() + deps.limits.lock_lease)
+    locked = await deps.uploads.lock(
+        upload_id, token, now=now(), until=now() + deps.limits.lock_lease, checksum=body.checksum is not None
+    )
     if locked is None:
         raise UploadLocked(
             f"upload {upload_id} is being written by another request; retry after it ends",
