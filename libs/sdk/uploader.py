@@ -442,7 +442,9 @@ class RunUploader:
             "Content-Type": "application/offset+octet-stream",
             "Upload-Checksum": sha1_header(chunk),
         }
-        _, response_headers, _ = await self.client.request("PATCH", url, headers=headers, data=io.BytesIO(chunk))
+        _, response_headers, _ = await self.client.request(
+            "PATCH", url, headers=headers, data=io.BytesIO(chunk)
+        )
         new_offset = int(response_headers["Upload-Offset"])
         self.progress.bytes_sent += len(chunk)
         self.progress.bytes_done += new_offset - offset

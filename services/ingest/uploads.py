@@ -215,8 +215,10 @@ async def head_upload(upload_id: str, *, subject: str, deps: Ingest) -> UploadIn
 
 def _abandoned_unchecked(doc: dict[str, Any]) -> bool:
     """A writer died mid-body (its lease ran out) and its bytes needed no per-request checksum."""
-    lock = doc.get("lock")
-    return bool(lock) and lock["until"].replace(tzinfo=now().tzinfo) < now() and not lock.get("checksum")
+    lock: dict[str, Any] | None = doc.get("lock")
+    if not lock:
+        return False
+    return bool(lock["until"].replace(tzinfo=now().tzinfo) < now()) and not lock.get("checksum")
 
 
 async def _adopt(doc: dict[str, Any], on_disk: int, *, deps: Ingest) -> dict[str, Any]:
