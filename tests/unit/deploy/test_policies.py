@@ -128,6 +128,9 @@ def test_hpas_scale_beacon_rnaget_repository_only(overlay: str) -> None:
         assert target == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
         assert name in deployments
         assert 1 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
+        if overlay == "prod":
+            # the HPA owns the replica count: a replicas field would reset it on every apply
+            assert "replicas" not in deployments[name]["spec"], name
         # CPU utilisation needs a CPU request to be computed against
         assert "cpu" in _container(deployments[name])["resources"]["requests"]
     if overlay == "prod":
