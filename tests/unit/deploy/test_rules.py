@@ -92,6 +92,7 @@ def test_every_alert_has_a_firing_case_and_a_quiet_case() -> None:
         "SeqhubHighLatencyP99",
         "SeqhubRunUploadStalled",
         "SeqhubRunDemuxStalled",
+        "SeqhubRunStalled",
         "SeqhubConsumerDown",
     }
     assert required <= alerts
@@ -268,9 +269,13 @@ def test_libs_common_metrics_exposition_is_lint_clean() -> None:
     text = generate_latest(registry).decode()
     result = promtool_check_metrics(text)
     assert result.clean, result.output
+    # every RED and bus metric the rules and the dashboard rely on is exported by libs/common
     for name in (
         "http_server_requests_total",
         "http_server_request_duration_seconds",
+        "seqhub_messages_published_total",
+        "seqhub_messages_consumed_total",
+        "seqhub_message_processing_seconds",
         "seqhub_consumer_up",
         "seqhub_dead_letters",
         "seqhub_outbox_backlog_age_seconds",
