@@ -3,8 +3,9 @@ registered as public, registered and controlled datasets; schema validators for 
 
 from __future__ import annotations
 
+import asyncio
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from libs.common.config import CommonSettings
@@ -56,9 +58,8 @@ def beacon_settings(common: CommonSettings, **overrides: Any) -> BeaconSettings:
     return BeaconSettings(common=common, refresh_seconds=0.2, **overrides)
 
 
-async def install_chrmt(client: TestClient[Any, Any], versions: tuple[Path, dict[str, BuildResult]]) -> None:
+async def install_chrmt(app: web.Application | None, versions: tuple[Path, dict[str, BuildResult]]) -> None:
     """Put the prebuilt chrMT versions under the app's index root and register them in MongoDB."""
-    app = client.app
     assert app is not None
     settings = app[keys.settings]
     src_root, built = versions
@@ -67,12 +68,21 @@ async def install_chrmt(client: TestClient[Any, Any], versions: tuple[Path, dict
         result = built[dataset_id]
         shutil.copytree(src_root / dataset_id, settings.index_root() / dataset_id, dirs_exist_ok=True)
         meta = DatasetMeta(
-            id=dataset_id, name=f"1000G chrMT ({access.value.lower()})", assemblyId="GRCh37", accessType=access,
-            indexVersion=result.version, variantCount=result.alleles, callCount=result.records,
-            sampleCount=result.samples, createDateTime=now, updateDateTime=now,
+            id=dataset_id,
+            name=f"1000G chrMT ({access.value.lower()})",
+            assemblyId="GRCh37",
+            accessType=access,
+            indexVersion=result.version,
+            variantCount=result.alleles,
+            callCount=result.records,
+            sampleCount=result.samples,
+            createDateTime=now,
+            updateDateTime=now,
         )
         await app[keys.dataset_store].save(meta)
-    await service.refresh(root=settings.index_root(), store=app[keys.dataset_store], catalog=app[keys.catalog])
+    await service.refresh(
+        root=settings.index_root(), store=app[keys.dataset_store], catalog=app[keys.catalog]
+    )
 
 
 @pytest.fixture
@@ -80,7 +90,15 @@ async def beacon(
     aiohttp_client: ClientFactory,
     common_settings: CommonSettings,
     chrmt_versions: tuple[Path, dict[str, BuildResult]],
-) -> TestClient[Any, Any]:
+) -> AsyncIterator[TestClient[Any, Any]]:
     client = await aiohttp_client(create_app(beacon_settings(common_settings)))
-    await install_chrmt(client, chrmt_versions)
-    return client
+    await install_chrmt(client.app, chrmt_versions)
+    yield client
+    closer = asyncio.ensure_future(client.close())
+    done, _ = await asyncio.wait({closer}, timeout=10)
+    if not done:
+        import sys
+
+        for task in asyncio.all_tasks():
+            task.print_stack(limit=12, file=sys.stderr)
+        raise AssertionError("close hung")

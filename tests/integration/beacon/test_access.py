@@ -22,8 +22,14 @@ from services.beacon.index import BuildResult
 
 from .conftest import beacon_settings, install_chrmt
 
-HIT = {"referenceName": "MT", "start": "9", "referenceBases": "T", "alternateBases": "C", "assemblyId": "GRCh37",
-       "includeDatasetResponses": "ALL"}
+HIT = {
+    "referenceName": "MT",
+    "start": "9",
+    "referenceBases": "T",
+    "alternateBases": "C",
+    "assemblyId": "GRCh37",
+    "includeDatasetResponses": "ALL",
+}
 VISA_ISSUER = "https://visas.example.org/"
 
 
@@ -38,9 +44,20 @@ class VisaIssuer:
 
     def visa(self, subject: str, kind: str, value: str, *, expires_in: int = 600) -> str:
         now = int(time.time())
-        claims = {"iss": self.issuer, "sub": subject, "iat": now, "exp": now + expires_in, "jti": uuid.uuid4().hex,
-                  "ga4gh_visa_v1": {"type": kind, "value": value, "source": "https://dac.example.org",
-                                    "asserted": now - 60, "by": "dac"}}
+        claims = {
+            "iss": self.issuer,
+            "sub": subject,
+            "iat": now,
+            "exp": now + expires_in,
+            "jti": uuid.uuid4().hex,
+            "ga4gh_visa_v1": {
+                "type": kind,
+                "value": value,
+                "source": "https://dac.example.org",
+                "asserted": now - 60,
+                "by": "dac",
+            },
+        }
         return jwt.encode({"alg": "ES256", "kid": self.key.kid, "typ": "JWT"}, claims, self.key)
 
 
@@ -58,11 +75,13 @@ async def guarded(
 ) -> TestClient[Any, Any]:
     trusted = [TrustedIssuer(issuer=visa_issuer.issuer, jwks=visa_issuer.jwks)]
     client = await aiohttp_client(create_app(beacon_settings(common_settings, trusted_visa_issuers=trusted)))
-    await install_chrmt(client, chrmt_versions)
+    await install_chrmt(client.app, chrmt_versions)
     return client
 
 
-async def _ask(client: TestClient[Any, Any], datasets: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+async def _ask(
+    client: TestClient[Any, Any], datasets: str, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
     resp = await client.get("/query", params={**HIT, "datasetIds": datasets}, headers=headers or {})
     return resp.status, await resp.json()
 
@@ -71,7 +90,9 @@ def _ids(body: Any) -> list[str]:
     return [d["datasetId"] for d in body["datasetAlleleResponses"]]
 
 
-async def test_protected_datasets_without_token_are_401_with_a_bearer_challenge(guarded: TestClient[Any, Any]) -> None:
+async def test_protected_datasets_without_token_are_401_with_a_bearer_challenge(
+    guarded: TestClient[Any, Any],
+) -> None:
     for datasets in ("mt-registered", "mt-controlled", "mt-registered,mt-controlled"):
         resp = await guarded.get("/query", params={**HIT, "datasetIds": datasets})
         assert resp.status == 401
@@ -118,10 +139,13 @@ async def test_controlled_dataset_leaks_nothing_to_a_caller_without_rights(
     assert not {"variantCount", "callCount", "sampleCount"} & set(controlled)
 
 
-async def test_forged_and_expired_access_tokens_are_401(guarded: TestClient[Any, Any], token_minter: TokenMinter) -> None:
+async def test_forged_and_expired_access_tokens_are_401(
+    guarded: TestClient[Any, Any], token_minter: TokenMinter
+) -> None:
     forger = TokenMinter(issuer=token_minter.issuer, audience=token_minter.audience, kid=token_minter.kid)
     forged = forger.bearer("mallory", "admin beacon:dataset:mt-controlled")
-    expired = {"Authorization": f"Bearer {token_minter.mint('dave', 'beacon:dataset:mt-controlled', expires_in=-600)}"}
+    stale = token_minter.mint("dave", "beacon:dataset:mt-controlled", expires_in=-600)
+    expired = {"Authorization": f"Bearer {stale}"}
     for headers in (forged, expired):
         assert (await _ask(guarded, "mt-public", headers))[0] == 401
 
@@ -138,7 +162,11 @@ async def test_verified_visas_grant_registered_and_controlled_access(
     assert status == 200 and _ids(body) == ["mt-registered"]
     assert (await _ask(guarded, "mt-controlled", headers))[0] == 403
 
-    grant = [visa_issuer.visa("erin", "ControlledAccessGrants", "http://127.0.0.1:8080/beacon/datasets/mt-controlled")]
+    grant = [
+        visa_issuer.visa(
+            "erin", "ControlledAccessGrants", "http://127.0.0.1:8080/beacon/datasets/mt-controlled"
+        )
+    ]
     headers = token_minter.bearer("erin", "", ga4gh_passport_v1=grant)
     status, body = await _ask(guarded, "mt-controlled", headers)
     assert status == 200 and _ids(body) == ["mt-controlled"]
@@ -153,7 +181,9 @@ async def test_forged_expired_or_foreign_visas_grant_nothing(
         "forged": impostor.visa("erin", "ControlledAccessGrants", value),
         "expired": visa_issuer.visa("erin", "ControlledAccessGrants", value, expires_in=-600),
         "someone else's": visa_issuer.visa("frank", "ControlledAccessGrants", value),
-        "untrusted issuer": VisaIssuer("https://evil.example.org/").visa("erin", "ControlledAccessGrants", value),
+        "untrusted issuer": VisaIssuer("https://evil.example.org/").visa(
+            "erin", "ControlledAccessGrants", value
+        ),
     }
     for name, visa in bad.items():
         headers = token_minter.bearer("erin", "", ga4gh_passport_v1=[visa])

@@ -8,7 +8,13 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-HIT = {"referenceName": "MT", "start": "9", "referenceBases": "T", "alternateBases": "C", "assemblyId": "GRCh37"}
+HIT = {
+    "referenceName": "MT",
+    "start": "9",
+    "referenceBases": "T",
+    "alternateBases": "C",
+    "assemblyId": "GRCh37",
+}
 MISS = {**HIT, "alternateBases": "G"}
 Validate = Callable[[str, Any], None]
 
@@ -84,11 +90,15 @@ async def test_dataset_ids_repeated_or_comma_separated_and_post_json_or_form_agr
     repeated = [*base.items(), ("datasetIds", "mt-public"), ("datasetIds", "mt-registered")]
     answers = [
         await (await beacon.get("/query", params=repeated, headers=auth)).json(),
-        await (await beacon.get("/query", params={**base, "datasetIds": "mt-public,mt-registered"}, headers=auth)).json(),
+        await (
+            await beacon.get("/query", params={**base, "datasetIds": "mt-public,mt-registered"}, headers=auth)
+        ).json(),
         await (await beacon.post("/query", data=repeated, headers=auth)).json(),
         await (
             await beacon.post(
-                "/query", json={**base, "start": 9, "datasetIds": ["mt-public", "mt-registered"]}, headers=auth
+                "/query",
+                json={**base, "start": 9, "datasetIds": ["mt-public", "mt-registered"]},
+                headers=auth,
             )
         ).json(),
     ]
@@ -99,8 +109,16 @@ async def test_dataset_ids_repeated_or_comma_separated_and_post_json_or_form_agr
         assert body["alleleRequest"]["start"] == 9
 
 
-async def test_wildcard_reports_every_matched_allele_in_one_dataset_entry(beacon: TestClient[Any, Any]) -> None:
-    params = {**HIT, "start": "63", "referenceBases": "CT", "alternateBases": "NN", "includeDatasetResponses": "HIT"}
+async def test_wildcard_reports_every_matched_allele_in_one_dataset_entry(
+    beacon: TestClient[Any, Any],
+) -> None:
+    params = {
+        **HIT,
+        "start": "63",
+        "referenceBases": "CT",
+        "alternateBases": "NN",
+        "includeDatasetResponses": "HIT",
+    }
     body = await (await beacon.get("/query", params=params)).json()
     (entry,) = body["datasetAlleleResponses"]
     assert entry["info"]["matchedAlleleCount"] == 3

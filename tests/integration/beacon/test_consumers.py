@@ -23,8 +23,14 @@ from libs.common.testing import TokenMinter
 
 from .conftest import CHRMT
 
-HIT = {"referenceName": "MT", "start": "9", "referenceBases": "T", "alternateBases": "C", "assemblyId": "GRCh38",
-       "includeDatasetResponses": "ALL"}
+HIT = {
+    "referenceName": "MT",
+    "start": "9",
+    "referenceBases": "T",
+    "alternateBases": "C",
+    "assemblyId": "GRCh38",
+    "includeDatasetResponses": "ALL",
+}
 
 
 async def _eventually(probe: Any, timeout: float = 30.0) -> Any:
@@ -44,8 +50,12 @@ async def test_published_analysis_is_indexed_announced_and_withdrawn(beacon: Tes
     published = AnalysisPublished(
         correlation_id="req-123",
         data=AnalysisPublishedData(
-            analysis_accession="AN1", kind=AnalysisKind.VARIANTS, access_level=AccessLevel.PUBLIC,
-            dataset_id="an1-calls", assembly="GRCh38", title="AN1 calls",
+            analysis_accession="AN1",
+            kind=AnalysisKind.VARIANTS,
+            access_level=AccessLevel.PUBLIC,
+            dataset_id="an1-calls",
+            assembly="GRCh38",
+            title="AN1 calls",
             files=[FileRef(path="calls.vcf.gz", uri=stored.uri, size=stored.size, sha256=stored.sha256)],
         ),
     )
@@ -61,8 +71,13 @@ async def test_published_analysis_is_indexed_announced_and_withdrawn(beacon: Tes
     assert announced is not None and '"dataset_id":"an1-calls"' in announced["body"].replace(" ", "")
     assert '"correlation_id":"req-123"' in announced["body"].replace(" ", "")
 
-    await app[common_keys.bus].publish(AnalysisWithdrawn(data=AnalysisWithdrawnData(
-        analysis_accession="AN1", kind=AnalysisKind.VARIANTS, dataset_id="an1-calls", reason="deleted")))
+    await app[common_keys.bus].publish(
+        AnalysisWithdrawn(
+            data=AnalysisWithdrawnData(
+                analysis_accession="AN1", kind=AnalysisKind.VARIANTS, dataset_id="an1-calls", reason="deleted"
+            )
+        )
+    )
 
     async def gone() -> bool:
         resp = await beacon.get("/query", params={**HIT, "datasetIds": "an1-calls"})
@@ -90,8 +105,12 @@ async def test_withdrawal_and_reindex_during_queries_never_show_partial_answers(
 
     workers = [asyncio.create_task(storm()) for _ in range(4)]
     await asyncio.sleep(0.3)
-    reload = await beacon.put("/datasets/mt-public", params={"assembly": "GRCh37", "access": "PUBLIC"},
-                              data=CHRMT.read_bytes(), headers=admin)
+    reload = await beacon.put(
+        "/datasets/mt-public",
+        params={"assembly": "GRCh37", "access": "PUBLIC"},
+        data=CHRMT.read_bytes(),
+        headers=admin,
+    )
     assert reload.status == 201
     await asyncio.sleep(0.3)
     assert (await beacon.delete("/datasets/mt-public", headers=admin)).status == 204
@@ -112,14 +131,19 @@ async def test_withdrawal_and_reindex_during_queries_never_show_partial_answers(
             assert "mt-public" in body["error"]["errorMessage"]
 
 
-async def test_operator_load_rejects_bad_input_clearly(beacon: TestClient[Any, Any], token_minter: TokenMinter) -> None:
+async def test_operator_load_rejects_bad_input_clearly(
+    beacon: TestClient[Any, Any], token_minter: TokenMinter
+) -> None:
     admin = token_minter.bearer("ops", "admin")
-    garbage = await beacon.put("/datasets/junk", params={"assembly": "GRCh38"}, data=b"not a vcf\n", headers=admin)
+    garbage = await beacon.put(
+        "/datasets/junk", params={"assembly": "GRCh38"}, data=b"not a vcf\n", headers=admin
+    )
     assert garbage.status == 400 and "VCF" in (await garbage.json())["error"]["errorMessage"]
     no_assembly = await beacon.put("/datasets/junk", data=CHRMT.read_bytes(), headers=admin)
     assert no_assembly.status == 400 and "assembly" in (await no_assembly.json())["error"]["errorMessage"]
-    bad_access = await beacon.put("/datasets/junk", params={"assembly": "GRCh38", "access": "SECRET"},
-                                  data=b"", headers=admin)
+    bad_access = await beacon.put(
+        "/datasets/junk", params={"assembly": "GRCh38", "access": "SECRET"}, data=b"", headers=admin
+    )
     assert bad_access.status == 400
     anonymous = await beacon.put("/datasets/junk", params={"assembly": "GRCh38"}, data=CHRMT.read_bytes())
     assert anonymous.status == 401

@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-BASE = {"referenceName": "MT", "start": "9", "referenceBases": "T", "alternateBases": "C", "assemblyId": "GRCh37"}
+BASE = {
+    "referenceName": "MT",
+    "start": "9",
+    "referenceBases": "T",
+    "alternateBases": "C",
+    "assemblyId": "GRCh37",
+}
 BRACKETS = {"startMin": "0", "startMax": "100", "endMin": "0", "endMax": "200"}
 
 
@@ -41,13 +47,20 @@ BAD: list[tuple[str, dict[str, str], str]] = [
     ("unknown parameter", _without(includeDatsetResponses="ALL"), "includeDatsetResponses"),
     ("assembly mismatch", _without(assemblyId="GRCh38"), "assemblyId"),
     ("unknown dataset", _without(datasetIds="nope"), "datasetIds"),
-    ("assembly mismatch of a named dataset", _without(assemblyId="GRCh38", datasetIds="mt-public"), "assemblyId"),
+    (
+        "assembly mismatch of a named dataset",
+        _without(assemblyId="GRCh38", datasetIds="mt-public"),
+        "assemblyId",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("params", "named"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
 async def test_bad_get_request_is_400_naming_the_parameter(
-    beacon: TestClient[Any, Any], validate_schema: Callable[[str, Any], None], params: dict[str, str], named: str
+    beacon: TestClient[Any, Any],
+    validate_schema: Callable[[str, Any], None],
+    params: dict[str, str],
+    named: str,
 ) -> None:
     resp = await beacon.get("/query", params=params)
     assert resp.status == 400
@@ -86,17 +99,28 @@ async def test_post_json_types(beacon: TestClient[Any, Any], body: Any, named: s
         assert named in (await resp.json())["error"]["errorMessage"]
 
 
-async def test_post_without_body_or_with_broken_json_or_other_media_type(beacon: TestClient[Any, Any]) -> None:
+async def test_post_without_body_or_with_broken_json_or_other_media_type(
+    beacon: TestClient[Any, Any],
+) -> None:
     empty = await beacon.post("/query", data=b"", headers={"Content-Type": "application/json"})
     broken = await beacon.post("/query", data=b"{", headers={"Content-Type": "application/json"})
     text = await beacon.post("/query", data=b"x", headers={"Content-Type": "text/plain"})
     assert (empty.status, broken.status, text.status) == (400, 400, 415)
 
 
-async def test_bnd_end_before_start_and_mate_name_with_brackets_are_accepted(beacon: TestClient[Any, Any]) -> None:
+async def test_bnd_end_before_start_and_mate_name_with_brackets_are_accepted(
+    beacon: TestClient[Any, Any],
+) -> None:
     bnd = _without("alternateBases", referenceBases="N", variantType="BND", end="3", mateName="MT")
     assert (await beacon.get("/query", params=bnd)).status == 200
-    bracket = _without("start", "alternateBases", referenceBases="N", variantType="BND", mateName="2",
-                       startMin="0", startMax="100")
+    bracket = _without(
+        "start",
+        "alternateBases",
+        referenceBases="N",
+        variantType="BND",
+        mateName="2",
+        startMin="0",
+        startMax="100",
+    )
     resp = await beacon.get("/query", params=bracket)
     assert resp.status == 200 and (await resp.json())["exists"] is False  # chrMT has no breakends
