@@ -8,6 +8,7 @@ service's live `/<prefix>/metrics` body.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import os
 import shutil
@@ -69,19 +70,34 @@ def run(
 
 
 @functools.cache
-def render_text(path: str) -> str:
-    """`kubectl kustomize <path>` output (cached per session: the manifests do not change under a run)."""
-    proc = run([tool("kubectl"), "kustomize", path], timeout=60)
-    if proc.returncode != 0:
-        raise AssertionError(f"kubectl kustomize {path} failed:\n{proc.stderr}")
-    return proc.stdout
+def _rendered(path: str) -> str:
+    """The overlay as JSON text (cached per session: the manifests do not change under a run).
+
+    `kubectl kustomize` when kubectl is installed (it is the reference); otherwise deploy/tools/render.py,
+    which test_render.py proves equivalent on our kustomizations wherever kubectl exists.
+    """
+    if shutil.which("kubectl"):
+        proc = run(["kubectl", "kustomize", path], timeout=60)
+        if proc.returncode != 0:
+            raise AssertionError(f"kubectl kustomize {path} failed:\n{proc.stderr}")
+        docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    else:
+        docs = load_renderer().build(Path(path))
+    return json.dumps(docs)
 
 
 def render(path: Path) -> list[dict[str, Any]]:
-    docs = [d for d in yaml.safe_load_all(render_text(str(path))) if d]
-    # Deep copy through JSON so callers may mutate freely without touching the cache.
-    copied: list[dict[str, Any]] = json.loads(json.dumps(docs))
-    return copied
+    """Rendered objects of a kustomization directory (a fresh copy: callers may mutate it)."""
+    docs: list[dict[str, Any]] = json.loads(_rendered(str(path)))
+    return docs
+
+
+def load_renderer() -> Any:
+    spec = importlib.util.spec_from_file_location("seqhub_render", DEPLOY / "tools" / "render.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
