@@ -1,6 +1,7 @@
 """checkov's Kubernetes policies (offline, --skip-download) on the rendered overlays.
 
-The checks are selected deliberately (docs/operations.md lists those left out and why)."""
+The whole default policy set runs, minus three checks skipped deliberately (SKIPPED, reasons in
+docs/operations.md); CHECKS are the ones the deployment is built around and must have run and passed."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ import yaml
 
 from .tooling import K8S, OVERLAYS, render, tool
 
+SKIPPED = {
+    "CKV_K8S_15": "imagePullPolicy Always: release tags are immutable",
+    "CKV_K8S_35": "secrets as files: pymongo/aio-pika take URLs; values come from secretKeyRef",
+    "CKV_K8S_43": "image digests: set by the release pipeline (kustomize images[].digest)",
+}
 CHECKS = {
     "CKV_K8S_8": "liveness probe",
     "CKV_K8S_9": "readiness probe",
@@ -78,8 +84,8 @@ def checkov_reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
             "--compact",
             "-o",
             "json",
-            "--check",
-            ",".join(CHECKS),
+            "--skip-check",
+            ",".join(SKIPPED),
         ],
         capture_output=True,
         text=True,
@@ -105,8 +111,11 @@ def test_overlay_passes_the_selected_checkov_checks(
 ) -> None:
     report = checkov_reports[overlay]
     assert report["failed"] == []
-    # every selected check actually ran against something (a renamed check would otherwise pass silently)
-    assert {entry.split()[0] for entry in report["passed"]} == set(CHECKS)
+    # the checks we rely on actually ran (a renamed check would otherwise pass silently), among many
+    passed = {entry.split()[0] for entry in report["passed"]}
+    assert set(CHECKS) <= passed
+    assert len(passed) > 60
+    assert not passed & set(SKIPPED)
 
 
 def test_checkov_flags_a_deployment_without_probes_limits_or_hardening(
