@@ -1,0 +1,1 @@
+"""Libraries shared by seqhub's services (common) and its clients (sdk)."""

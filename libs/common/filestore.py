@@ -1,0 +1,145 @@
+"""The file store: big data (run folders, FASTQ, VCF, matrices) lives here; events carry its URIs.
+
+`LocalFileStore` keeps files under one directory (a volume in Kubernetes). Keys are relative POSIX paths,
+validated so that no key can point outside the root; URIs are `store:<key>`. Writes go to a temporary file
+beside the target and are renamed into place only when complete, so a reader never sees a half-written file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import AsyncIterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from libs.common.errors import BadRequest, NotFound
+
+URI_SCHEME = "store:"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CHUNK = 1 << 20
+
+
+class InvalidKey(BadRequest):
+    """A key or URI that is not a safe relative path inside the store."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    uri: str
+    size: int
+    sha256: str
+
+
+def validate_key(key: str) -> str:
+    """Return the normalised key, or raise InvalidKey naming the problem.
+
+    Rejects empty keys, absolute paths, backslashes, `.`/`..` segments, empty segments and control characters.
+    """
+    if not key or len(key) > 1024:
+        raise InvalidKey(f"invalid path {key[:80]!r}: must be 1..1024 characters")
+    if _CONTROL.search(key):
+        raise InvalidKey(f"invalid path {key!r}: control characters are not allowed")
+    if "\\" in key:
+        raise InvalidKey(f"invalid path {key!r}: use '/' as separator")
+    if key.startswith("/") or PurePosixPath(key).is_absolute():
+        raise InvalidKey(f"invalid path {key!r}: absolute paths are not allowed")
+    parts = key.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise InvalidKey(f"invalid path {key!r}: empty, '.' or '..' segments are not allowed")
+    return key
+
+
+def key_of(uri: str) -> str:
+    if not uri.startswith(URI_SCHEME):
+        raise InvalidKey(f"not a file-store URI: {uri!r}")
+    return validate_key(uri[len(URI_SCHEME) :])
+
+
+def uri_of(key: str) -> str:
+    return URI_SCHEME + validate_key(key)
+
+
+class LocalFileStore:
+    """Files under `root`; safe keys; atomic writes; sha256 computed while writing."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def path(self, uri_or_key: str) -> Path:
+        """Local path of a URI or key (for worker processes that read files directly)."""
+        key = key_of(uri_or_key) if uri_or_key.startswith(URI_SCHEME) else validate_key(uri_or_key)
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root):  # a symlink inside the store pointing out of it
+            raise InvalidKey(f"path {key!r} leaves the file store")
+        return path
+
+    @contextmanager
+    def writer(self, key: str) -> Iterator[BinaryIO]:
+        """Write a file atomically: yields a temp file; renamed to the key only if the block succeeds."""
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> StoredFile:
+        """Stream chunks into `key` atomically; returns its URI, size and sha256."""
+        digest = hashlib.sha256()
+        size = 0
+        with self.writer(key) as handle:
+            async for chunk in chunks:
+                digest.update(chunk)
+                size += len(chunk)
+                await asyncio.to_thread(handle.write, chunk)
+        return StoredFile(uri_of(key), size, digest.hexdigest())
+
+    async def put_bytes(self, key: str, data: bytes) -> StoredFile:
+        def _write() -> None:
+            with self.writer(key) as handle:
+                handle.write(data)
+
+        await asyncio.to_thread(_write)
+        return StoredFile(uri_of(key), len(data), hashlib.sha256(data).hexdigest())
+
+    def stat(self, uri: str) -> int:
+        """Size in bytes; NotFound if absent."""
+        try:
+            return self.path(uri).stat().st_size
+        except FileNotFoundError as exc:
+            raise NotFound(f"no file {uri}") from exc
+
+    async def sha256(self, uri: str) -> str:
+        return await asyncio.to_thread(sha256_file, self.path(uri))
+
+    def exists(self, uri: str) -> bool:
+        return self.path(uri).is_file()
+
+    async def delete(self, uri: str) -> None:
+        """Delete a file, or a whole prefix when the key ends with '/' (idempotent)."""
+        path = self.path(uri.rstrip("/")) if uri.endswith("/") else self.path(uri)
+        if path.is_dir():
+            await asyncio.to_thread(shutil.rmtree, path, True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,1 @@
+"""seqhub's services. `python -m services` runs all five in one process (the embedded mode)."""

@@ -1,0 +1,7 @@
+"""Event consumers of the ingest service: the subscriptions it declares (queues in libs.common.topology)."""
+
+from __future__ import annotations
+
+from libs.common.bus import Subscription
+
+SUBSCRIPTIONS: list[Subscription] = []

@@ -1,0 +1,7 @@
+"""HTTP entry points of the repository service: thin handlers that parse, call a use case, serialise."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+routes = web.RouteTableDef()

@@ -1,0 +1,9 @@
+"""Typed app keys of the repository service (shared ones are in libs.common.keys)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from services.repository.settings import RepositorySettings
+
+settings = web.AppKey("repository_settings", RepositorySettings)

@@ -1,0 +1,14 @@
+"""Settings of the rnaget service: the common block plus its own `SEQHUB_RNAGET_*` variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from libs.common.config import CommonSettings
+
+
+class RnagetSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SEQHUB_RNAGET_", frozen=True, extra="ignore")
+
+    common: CommonSettings = Field(default_factory=CommonSettings)
