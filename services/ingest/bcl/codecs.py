@@ -100,9 +100,7 @@ class BclStream:
                 f"corrupt or truncated file while reading {what} ({e})", path=self.display
             ) from None
         if len(data) != n:
-            raise BaseCallFileError(
-                f"truncated: expected {n} more bytes of {what}, got {len(data)}", path=self.display
-            )
+            raise BaseCallFileError(f"truncated: expected {n} more bytes of {what}, got {len(data)}", path=self.display)
         return data
 
     def read(self, n: int) -> U8:
@@ -141,13 +139,9 @@ def decode_filter(data: bytes, *, path: str | Path = "<filter>") -> BOOL:
         raise BaseCallFileError(f"truncated filter file: {len(data)} bytes, header needs 12", path=path)
     zero, version, n = struct.unpack_from("<III", data)
     if zero != 0 or version != FILTER_VERSION:
-        raise BaseCallFileError(
-            f"unsupported filter version {version} (expected {FILTER_VERSION})", path=path
-        )
+        raise BaseCallFileError(f"unsupported filter version {version} (expected {FILTER_VERSION})", path=path)
     if len(data) != 12 + n:
-        raise BaseCallFileError(
-            f"filter header says {n} clusters but the file holds {len(data) - 12}", path=path
-        )
+        raise BaseCallFileError(f"filter header says {n} clusters but the file holds {len(data) - 12}", path=path)
     flags = np.frombuffer(data, dtype=np.uint8, offset=12)
     if flags.size and int(flags.max()) > 1:
         bad = int(np.argmax(flags > 1))
@@ -169,9 +163,7 @@ def decode_locs(data: bytes, *, path: str | Path = "<locs>") -> F32:
         raise BaseCallFileError(f"truncated locs file: {len(data)} bytes, header needs 12", path=path)
     _one, _fone, n = struct.unpack_from("<IfI", data)
     if len(data) != 12 + 8 * n:
-        raise BaseCallFileError(
-            f"locs header says {n} clusters but the file holds {(len(data) - 12) / 8:g}", path=path
-        )
+        raise BaseCallFileError(f"locs header says {n} clusters but the file holds {(len(data) - 12) / 8:g}", path=path)
     return np.frombuffer(data, dtype="<f4", offset=12).reshape(n, 2).astype(np.float32)
 
 
@@ -205,12 +197,8 @@ def encode_clocs(xy: F32) -> bytes:
     if counts.size and counts.max() > 255:
         raise ValueError("more than 255 clusters in one clocs bin")
     # positions are quantised to 0.1 px; round (not floor) so decode -> encode is exact in float32
-    dx = np.clip(np.rint((xy64[:, 0] - (bins % CLOCS_BINS_PER_ROW) * CLOCS_BLOCK) * 10), 0, 249).astype(
-        np.uint8
-    )
-    dy = np.clip(np.rint((xy64[:, 1] - (bins // CLOCS_BINS_PER_ROW) * CLOCS_BLOCK) * 10), 0, 249).astype(
-        np.uint8
-    )
+    dx = np.clip(np.rint((xy64[:, 0] - (bins % CLOCS_BINS_PER_ROW) * CLOCS_BLOCK) * 10), 0, 249).astype(np.uint8)
+    dy = np.clip(np.rint((xy64[:, 1] - (bins // CLOCS_BINS_PER_ROW) * CLOCS_BLOCK) * 10), 0, 249).astype(np.uint8)
     out = bytearray(struct.pack("<BI", 1, nbins))
     pairs = np.stack([dx, dy], axis=1).tobytes()
     pos = 0
@@ -387,16 +375,10 @@ def parse_cbcl_header(head: bytes, *, path: str | Path = "<cbcl>") -> CbclHeader
     if version != 1:
         raise BaseCallFileError(f"unsupported CBCL version {version}", path=path)
     if bpb != 2 or bpq != 2:
-        raise BaseCallFileError(
-            f"unsupported CBCL bits per base/quality {bpb}/{bpq} (expected 2/2)", path=path
-        )
+        raise BaseCallFileError(f"unsupported CBCL bits per base/quality {bpb}/{bpq} (expected 2/2)", path=path)
     if pos != header_size:
-        raise BaseCallFileError(
-            f"CBCL header size field {header_size} does not match its content ({pos})", path=path
-        )
-    return CbclHeader(
-        version, header_size, bpb, bpq, tuple((int(a), int(b)) for a, b in bins), tiles, bool(pf)
-    )
+        raise BaseCallFileError(f"CBCL header size field {header_size} does not match its content ({pos})", path=path)
+    return CbclHeader(version, header_size, bpb, bpq, tuple((int(a), int(b)) for a, b in bins), tiles, bool(pf))
 
 
 def read_cbcl_header(f: BinaryIO, *, path: str | Path) -> CbclHeader:
@@ -453,8 +435,7 @@ class CbclTileStream:
         if rec.uncompressed != (stored + 1) // 2:
             self._f.close()
             raise BaseCallFileError(
-                f"tile {tile}: block holds {rec.uncompressed * 2} clusters' nibbles, "
-                f"expected {stored} clusters",
+                f"tile {tile}: block holds {rec.uncompressed * 2} clusters' nibbles, expected {stored} clusters",
                 path=self.display,
             )
         self.record = rec
@@ -491,8 +472,7 @@ class CbclTileStream:
             self._raw_total += len(raw)
             if self._raw_total > self.record.uncompressed:
                 raise BaseCallFileError(
-                    f"tile {self.record.tile}: block decompresses to more than "
-                    f"{self.record.uncompressed} bytes",
+                    f"tile {self.record.tile}: block decompresses to more than {self.record.uncompressed} bytes",
                     path=self.display,
                 )
             calls = unpack_nibbles(np.frombuffer(raw, dtype=np.uint8), len(raw) * 2, self._table, self._lut)

@@ -126,9 +126,7 @@ class DemuxPlan:
 def _default_layout(info: RunInfo, sheet: SampleSheet | None) -> list[list[tuple[str, int]]]:
     n_idx_sheet = 0
     if sheet is not None:
-        n_idx_sheet = (
-            2 if any(s.index2 for s in sheet.samples) else 1 if any(s.index for s in sheet.samples) else 0
-        )
+        n_idx_sheet = 2 if any(s.index2 for s in sheet.samples) else 1 if any(s.index for s in sheet.samples) else 0
     out, seen_idx = [], 0
     for r in info.reads:
         if r.is_index:
@@ -148,9 +146,7 @@ def plan_demux(run_dir: Path, options: DemuxOptions) -> DemuxPlan:
     sheet_path = options.sample_sheet or run_dir / "SampleSheet.csv"
     sheet: SampleSheet | None = None
     if sheet_path.is_file():
-        sheet = parse_samplesheet(
-            sheet_path, path=sheet_path.name if options.sample_sheet is None else str(sheet_path)
-        )
+        sheet = parse_samplesheet(sheet_path, path=sheet_path.name if options.sample_sheet is None else str(sheet_path))
     elif options.sample_sheet is not None:
         raise SampleSheetError("sample sheet not found", path=sheet_path)
     sheet_name = sheet.path if sheet else "SampleSheet.csv"
@@ -161,8 +157,7 @@ def plan_demux(run_dir: Path, options: DemuxOptions) -> DemuxPlan:
         layout = parse_override_cycles(sheet.override_cycles, path=sheet_name)
         if len(layout) != len(info.reads):
             raise SampleSheetError(
-                f"OverrideCycles {sheet.override_cycles!r} has {len(layout)} reads, RunInfo.xml has "
-                f"{len(info.reads)}",
+                f"OverrideCycles {sheet.override_cycles!r} has {len(layout)} reads, RunInfo.xml has {len(info.reads)}",
                 path=sheet_name,
             )
         for r, segs in zip(info.reads, layout, strict=True):
@@ -198,9 +193,7 @@ def plan_demux(run_dir: Path, options: DemuxOptions) -> DemuxPlan:
                     adapter=ad.encode(),
                     stringency=sheet.adapter_stringency,
                     min_overlap=sheet.minimum_adapter_overlap or 1,
-                    min_length=35
-                    if sheet.minimum_trimmed_read_length is None
-                    else sheet.minimum_trimmed_read_length,
+                    min_length=35 if sheet.minimum_trimmed_read_length is None else sheet.minimum_trimmed_read_length,
                     mask_short=22 if sheet.mask_short_reads is None else sheet.mask_short_reads,
                     behavior=sheet.adapter_behavior,
                 )
@@ -214,9 +207,7 @@ def plan_demux(run_dir: Path, options: DemuxOptions) -> DemuxPlan:
     if len(index_reads) > 2:
         raise SampleSheetError("more than two index reads are not supported", path=sheet_name)
     if sum(r.length for r in index_reads) > 27:
-        raise SampleSheetError(
-            "index reads longer than 27 cycles in total are not supported", path=sheet_name
-        )
+        raise SampleSheetError("index reads longer than 27 cycles in total are not supported", path=sheet_name)
 
     # ---- samples
     samples: list[PlanSample] = []
@@ -263,9 +254,7 @@ def plan_demux(run_dir: Path, options: DemuxOptions) -> DemuxPlan:
         bm = options.barcode_mismatches
         tol = tuple(bm[k] if len(bm) > 1 else bm[0] for k in range(len(index_reads)))
         if len(bm) > 1 and len(bm) != len(index_reads):
-            raise DemuxError(
-                f"--barcode-mismatches gives {len(bm)} values for {len(index_reads)} index read(s)"
-            )
+            raise DemuxError(f"--barcode-mismatches gives {len(bm)} values for {len(index_reads)} index read(s)")
     else:
         sheet_bm = sheet.barcode_mismatches if sheet else (None, None)
         tol = tuple(1 if sheet_bm[k] is None else int(sheet_bm[k] or 0) for k in range(len(index_reads)))
@@ -364,7 +353,7 @@ class TileResult:
 
 
 def _cols(sel: U8, segments: Sequence[Segment]) -> U8:
-    """(clusters, cycles) -> the cycles of ``segments`` as one (clusters, length) array."""
+    """(clusters, cycles) -> the cycles of ``segments`` as one (clusters, length) array (a view if one)."""
     if len(segments) == 1:
         s = segments[0]
         return sel[:, s.start : s.start + s.length]
@@ -388,9 +377,7 @@ class _KernelParams:
         def arr(v: list[int]) -> npt.NDArray[np.int64]:
             return np.array(v, dtype=np.int64)
 
-        idx_segs = [
-            (s, k > 0 and j == 0) for k, ir in enumerate(plan.index_reads) for j, s in enumerate(ir.segments)
-        ]
+        idx_segs = [(s, k > 0 and j == 0) for k, ir in enumerate(plan.index_reads) for j, s in enumerate(ir.segments)]
         tag = f" {r.header_no}:".encode()
         prefix_len = len(plan.info.instrument) + len(plan.info.flowcell) + 40
         fixed = (
@@ -465,7 +452,7 @@ def process_tile(plan: DemuxPlan, task: int, spec: TileSpec, parts_dir: Path) ->
     buf = np.empty(0, dtype=np.uint8)
     try:
         for tile_rows, sel in reader.chunks(plan.chunk_clusters, pf_only=not include_non_pf):
-            n = tile_rows.size
+            n = tile_rows.size  # sel: (clusters, cycles)
             if n == 0:
                 continue
             rpf = reader.pf[tile_rows]
@@ -534,6 +521,7 @@ def process_tile(plan: DemuxPlan, task: int, spec: TileSpec, parts_dir: Path) ->
                     out_len,
                     fastq.SEQ_LUT,
                     fastq.QUAL_LUT,
+                    r.length,
                 )
                 view = memoryview(buf)  # type: ignore[arg-type]
                 for a, b in itertools.pairwise(bounds):
@@ -553,9 +541,7 @@ def process_tile(plan: DemuxPlan, task: int, spec: TileSpec, parts_dir: Path) ->
                         name = file_names[key] = plan.file_name(num, lane, r.label)
                     w = writers.get(name)
                     if w is None:
-                        w = writers[name] = fastq.GzipPart(
-                            task_dir / (name.replace("/", "__") + ".part"), level
-                        )
+                        w = writers[name] = fastq.GzipPart(task_dir / (name.replace("/", "__") + ".part"), level)
                     w.write(view[int(offsets[a]) : int(offsets[b])])
     finally:
         reader.close()

@@ -114,9 +114,7 @@ class IndexMatcher:
             keys = np.array(sorted(table), dtype=np.int64)
             self._keys.append(keys)
             self._sample.append(
-                np.array(
-                    [table[k][0][0] if len(table[k]) == 1 else -2 for k in keys.tolist()], dtype=np.int64
-                )
+                np.array([table[k][0][0] if len(table[k]) == 1 else -2 for k in keys.tolist()], dtype=np.int64)
             )
             self._mm.append(np.array([table[k][0][1] for k in keys.tolist()], dtype=np.int64))
 

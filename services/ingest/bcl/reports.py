@@ -205,9 +205,7 @@ def write_reports(result: DemuxResult, root: Path) -> list[str]:
                     "IndexMetrics": [
                         {
                             "IndexSequence": "+".join(index_of(num, lane)),
-                            "MismatchCounts": {
-                                str(k): st.mismatches[k] for k in range(sum(plan.tolerances) + 1)
-                            },
+                            "MismatchCounts": {str(k): st.mismatches[k] for k in range(sum(plan.tolerances) + 1)},
                         }
                     ]
                     if plan.index_reads
@@ -235,8 +233,7 @@ def write_reports(result: DemuxResult, root: Path) -> list[str]:
             {
                 "LaneNumber": lane,
                 "ReadInfos": [
-                    {"Number": r.number, "NumCycles": r.cycles, "IsIndexedRead": r.is_index}
-                    for r in plan.info.reads
+                    {"Number": r.number, "NumCycles": r.cycles, "IsIndexedRead": r.is_index} for r in plan.info.reads
                 ],
             }
             for lane in lanes

@@ -174,9 +174,7 @@ def _tile_numbers(surfaces: int, swaths: int, tiles: int, sections: int, naming:
         for w in range(1, swaths + 1):
             if naming == "FiveDigit":
                 out.extend(
-                    s * 10000 + w * 1000 + c * 100 + t
-                    for c in range(1, sections + 1)
-                    for t in range(1, tiles + 1)
+                    s * 10000 + w * 1000 + c * 100 + t for c in range(1, sections + 1) for t in range(1, tiles + 1)
                 )
             else:
                 out.extend(s * 1000 + w * 100 + t for t in range(1, tiles + 1))
@@ -306,9 +304,7 @@ def runinfo_xml(info: RunInfo) -> bytes:
     return b'<?xml version="1.0"?>\n' + tostring(root, encoding="unicode").encode() + b"\n"
 
 
-def run_parameters_xml(
-    info: RunInfo, *, application: str = "seqhub-simulator", platform: str = "NovaSeq"
-) -> bytes:
+def run_parameters_xml(info: RunInfo, *, application: str = "seqhub-simulator", platform: str = "NovaSeq") -> bytes:
     root = Element("RunParameters")
     SubElement(root, "RunId").text = info.run_id
     SubElement(root, "InstrumentType").text = platform
@@ -317,9 +313,7 @@ def run_parameters_xml(
     SubElement(root, "RunNumber").text = str(info.number)
     reads = SubElement(root, "PlannedReads")
     for r in info.reads:
-        SubElement(
-            reads, "Read", ReadName=f"{'Index' if r.is_index else 'Read'}{r.number}", Cycles=str(r.cycles)
-        )
+        SubElement(reads, "Read", ReadName=f"{'Index' if r.is_index else 'Read'}{r.number}", Cycles=str(r.cycles))
     return b'<?xml version="1.0"?>\n' + tostring(root, encoding="unicode").encode() + b"\n"
 
 

@@ -269,9 +269,7 @@ def parse_samplesheet(source: str | bytes | Path, *, path: str | None = None) ->
                 known = V2_SETTINGS if v2 else V1_SETTINGS
                 if key not in known:
                     if v2:
-                        raise SampleSheetError(
-                            f"unknown [BCLConvert_Settings] key {key!r}", path=display, line=ln
-                        )
+                        raise SampleSheetError(f"unknown [BCLConvert_Settings] key {key!r}", path=display, line=ln)
                     warnings.append(f"line {ln}: unknown [Settings] key {key!r} ignored")
                     continue
                 if key in settings:
@@ -283,9 +281,7 @@ def parse_samplesheet(source: str | bytes | Path, *, path: str | None = None) ->
                 try:
                     n = int(cell)
                 except ValueError:
-                    raise SampleSheetError(
-                        f"read length {cell!r} is not an integer", path=display, line=ln
-                    ) from None
+                    raise SampleSheetError(f"read length {cell!r} is not an integer", path=display, line=ln) from None
                 if n <= 0:
                     raise SampleSheetError(f"read length must be positive, got {n}", path=display, line=ln)
                 reads.append(n)
@@ -366,18 +362,14 @@ def _parse_data(data: tuple[int, list[tuple[int, list[str]]]], *, version: int, 
             try:
                 lane = int(rec["Lane"])
             except ValueError:
-                raise SampleSheetError(
-                    f"Lane {rec['Lane']!r} is not an integer", path=path, line=ln
-                ) from None
+                raise SampleSheetError(f"Lane {rec['Lane']!r} is not an integer", path=path, line=ln) from None
             if lane < 1:
                 raise SampleSheetError(f"Lane must be >= 1, got {lane}", path=path, line=ln)
         i1 = rec.get(idx1_col, "").upper()
         i2 = rec.get(idx2_col, "").upper()
         for name, seq in ((idx1_col, i1), (idx2_col, i2)):
             if not _INDEX.match(seq):
-                raise SampleSheetError(
-                    f"{name} {seq!r} has characters other than A, C, G, T, N", path=path, line=ln
-                )
+                raise SampleSheetError(f"{name} {seq!r} has characters other than A, C, G, T, N", path=path, line=ln)
         key = (lane, sid)
         if key in seen:
             where = f" in lane {lane}" if lane else ""
@@ -423,9 +415,7 @@ def parse_override_cycles(text: str, *, path: str = "SampleSheet.csv") -> list[l
             segs.append((m.group(1), n))
             pos = m.end()
         if pos != len(part) or not segs:
-            raise SampleSheetError(
-                f"OverrideCycles {text!r}: cannot parse {part!r} (use Y/I/U/N + count)", path=path
-            )
+            raise SampleSheetError(f"OverrideCycles {text!r}: cannot parse {part!r} (use Y/I/U/N + count)", path=path)
         out.append(segs)
     return out
 

@@ -236,9 +236,7 @@ def simulate_run(
 
     # ---- samples
     idx_seqs = (
-        [_distant_indexes(rng, samples, read_spec[r][0], index_distance) for r in index_reads[:2]]
-        if samples
-        else []
+        [_distant_indexes(rng, samples, read_spec[r][0], index_distance) for r in index_reads[:2]] if samples else []
     )
     sample_list: list[Sample] = []
     for k in range(samples):
@@ -247,8 +245,7 @@ def simulate_run(
         sid = f"Sample{k + 1}"
         if lane_column:
             sample_list.extend(
-                Sample(sample_id=sid, number=k + 1, lane=ln, index=i1, index2=i2)
-                for ln in range(1, lanes + 1)
+                Sample(sample_id=sid, number=k + 1, lane=ln, index=i1, index2=i2) for ln in range(1, lanes + 1)
             )
         else:
             sample_list.append(Sample(sample_id=sid, number=k + 1, index=i1, index2=i2))
@@ -435,9 +432,7 @@ def _make_tile(
                 seq = insert if k == 0 else (3 - insert[::-1])
                 ad = np.frombuffer(adapters[k].encode(), dtype=np.uint8)
                 ad_codes = np.searchsorted(BASES, ad).astype(np.uint8)
-                full = np.concatenate([seq, ad_codes, rng.integers(0, 4, size=length, dtype=np.uint8)])[
-                    :length
-                ]
+                full = np.concatenate([seq, ad_codes, rng.integers(0, 4, size=length, dtype=np.uint8)])[:length]
                 bases[row, starts[ri] : starts[ri] + length] = full
 
     # indexes: source sample + injected errors per index read
