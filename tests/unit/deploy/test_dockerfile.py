@@ -84,9 +84,7 @@ def test_final_stage_is_slim_non_root_with_healthcheck_and_no_build_inputs() -> 
 
 def test_build_context_is_an_allow_list_without_tests_or_venvs() -> None:
     lines = [
-        ln.strip()
-        for ln in (REPO / ".dockerignore").read_text().splitlines()
-        if ln.strip() and not ln.startswith("#")
+        ln.strip() for ln in (REPO / ".dockerignore").read_text().splitlines() if ln.strip() and not ln.startswith("#")
     ]
     assert lines[0] == "*"
     allowed = {ln[1:].rstrip("/") for ln in lines if ln.startswith("!")}
@@ -104,9 +102,7 @@ def test_build_context_is_an_allow_list_without_tests_or_venvs() -> None:
 
 @pytest.fixture(scope="module")
 def healthcheck() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "seqhub_healthcheck", REPO / "deploy" / "docker" / "healthcheck.py"
-    )
+    spec = importlib.util.spec_from_file_location("seqhub_healthcheck", REPO / "deploy" / "docker" / "healthcheck.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -133,17 +129,11 @@ def test_service_is_read_from_the_command_line(
 
 
 def test_health_url_from_env_and_argv(healthcheck: ModuleType) -> None:
-    assert (
-        healthcheck.health_url({}, ["python", "-m", "services.ingest"])
-        == "http://127.0.0.1:8080/ingest/healthz"
-    )
+    assert healthcheck.health_url({}, ["python", "-m", "services.ingest"]) == "http://127.0.0.1:8080/ingest/healthz"
     assert healthcheck.health_url({"SEQHUB_HTTP_PORT": "9000"}, ["python", "-m", "services"]) == (
         "http://127.0.0.1:9000/auth/healthz"
     )
-    assert (
-        healthcheck.health_url({"SEQHUB_HEALTHCHECK_PATH": "/x/healthz"}, [])
-        == "http://127.0.0.1:8080/x/healthz"
-    )
+    assert healthcheck.health_url({"SEQHUB_HEALTHCHECK_PATH": "/x/healthz"}, []) == "http://127.0.0.1:8080/x/healthz"
     with pytest.raises(ValueError, match="SEQHUB_HEALTHCHECK_PATH"):
         healthcheck.health_url({}, ["python", "app.py"])
     with pytest.raises(ValueError, match="not a TCP port"):
@@ -184,9 +174,7 @@ def test_healthcheck_exit_status_against_a_real_server(
     assert healthcheck.main(["python", "app.py"]) == 1  # cannot tell the service
 
 
-def test_healthcheck_fails_when_nothing_listens(
-    healthcheck: ModuleType, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_healthcheck_fails_when_nothing_listens(healthcheck: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
     import socket
 
     with socket.socket() as s:

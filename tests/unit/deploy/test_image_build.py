@@ -30,9 +30,7 @@ def _pip_install_args() -> list[str]:
 def _context(dest: Path) -> None:
     lines = [ln.strip() for ln in (REPO / ".dockerignore").read_text().splitlines() if ln.strip()]
     allowed = [ln[1:].rstrip("/") for ln in lines if ln.startswith("!")]
-    ignore = shutil.ignore_patterns(
-        "__pycache__", "*.pyc", "*.pyo", ".mypy_cache", ".pytest_cache", ".ruff_cache"
-    )
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".mypy_cache", ".pytest_cache", ".ruff_cache")
     for item in allowed:
         src = REPO / item
         target = dest / item

@@ -62,9 +62,7 @@ def test_grace_period_covers_prestop_and_shutdown_timeout(overlay: str) -> None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_pods_are_hardened_and_sized(overlay: str) -> None:
     docs = _docs(overlay)
-    pods = [
-        (f"Deployment/{n}", d["spec"]["template"]["spec"]) for n, d in by_kind(docs, "Deployment").items()
-    ]
+    pods = [(f"Deployment/{n}", d["spec"]["template"]["spec"]) for n, d in by_kind(docs, "Deployment").items()]
     pods += [(f"Job/{n}", j["spec"]["template"]["spec"]) for n, j in by_kind(docs, "Job").items()]
     for where, spec in pods:
         assert spec["automountServiceAccountToken"] is False, where
@@ -269,9 +267,7 @@ def test_every_referenced_secret_is_generated_created_by_an_operator_or_document
     docs = _docs(overlay)
     generated = {n for n, d in by_kind(docs, "Secret").items()}
     by_operator = {"seqhub-rabbitmq-default-user"} | {
-        u["connectionStringSecretName"]
-        for m in by_kind(docs, "MongoDBCommunity").values()
-        for u in m["spec"]["users"]
+        u["connectionStringSecretName"] for m in by_kind(docs, "MongoDBCommunity").values() for u in m["spec"]["users"]
     }
     documented = set(re.findall(r"`(seqhub-[a-z0-9-]+)`", (REPO / "docs" / "operations.md").read_text()))
     missing = _referenced_secrets(docs) - generated - by_operator - documented
@@ -293,3 +289,29 @@ def test_no_secret_values_in_the_base() -> None:
                     doc["metadata"]["name"],
                     env["name"],
                 )
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_stateful_data_roots_are_shared_volumes_and_the_file_store_is_mounted_as_needed(overlay: str) -> None:
+    docs = _docs(overlay)
+    claims = by_kind(docs, "PersistentVolumeClaim")
+    for name, deployment in by_kind(docs, "Deployment").items():
+        service = name.removeprefix("seqhub-")
+        spec = deployment["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        mounts = {m["mountPath"]: m for m in _container(deployment)["volumeMounts"]}
+        data = volumes[mounts["/var/lib/seqhub/data"]["name"]]
+        if service in {"ingest", "beacon", "rnaget"}:
+            # uploads in flight and indexes must survive restarts and be shared by the replicas
+            claim = claims[data["persistentVolumeClaim"]["claimName"]]
+            expected = ["ReadWriteOnce"] if overlay == "dev" else ["ReadWriteMany"]
+            assert claim["spec"]["accessModes"] == expected, name
+        else:
+            assert "emptyDir" in data, name
+        files = mounts.get("/var/lib/seqhub/files")
+        if service == "auth":
+            assert files is None
+        else:
+            assert files is not None, name
+            assert bool(files.get("readOnly")) == (service in {"beacon", "rnaget"}), name
+            assert volumes[files["name"]]["persistentVolumeClaim"]["claimName"] == "seqhub-files"

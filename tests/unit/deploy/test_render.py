@@ -40,9 +40,7 @@ def test_renderer_refuses_what_it_does_not_implement(tmp_path: Path) -> None:
     with pytest.raises(renderer.RenderError, match="namePrefix"):
         renderer.build(tmp_path)
     (tmp_path / "kustomization.yaml").write_text("resources:\n- cm.yaml\npatches:\n- path: p.yaml\n")
-    (tmp_path / "p.yaml").write_text(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\ndata: {a: b}\n"
-    )
+    (tmp_path / "p.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\ndata: {a: b}\n")
     with pytest.raises(renderer.RenderError, match="matched no object"):
         renderer.build(tmp_path)
 

@@ -141,9 +141,7 @@ def test_rule_tests_catch_a_broken_rule(tmp_path: Path, old: str, new: str) -> N
 
 
 def test_prometheusrule_cr_matches_the_rules_file() -> None:
-    spec = importlib.util.spec_from_file_location(
-        "render_prometheusrule", OBSERVABILITY / "render_prometheusrule.py"
-    )
+    spec = importlib.util.spec_from_file_location("render_prometheusrule", OBSERVABILITY / "render_prometheusrule.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -188,9 +186,7 @@ def test_dashboard_layout_is_well_formed() -> None:
 def test_dashboard_shows_every_exported_metric_family() -> None:
     used = " ".join(expr for _, expr in _queries(_dashboard()))
     # every metric of the catalogue appears (histograms through their _bucket series)
-    missing = {
-        m for m in METRICS - {"http_server_requests_in_progress", "seqhub_outbox_pending"} if m not in used
-    }
+    missing = {m for m in METRICS - {"http_server_requests_in_progress", "seqhub_outbox_pending"} if m not in used}
     assert missing == set()
 
 

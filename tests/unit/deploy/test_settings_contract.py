@@ -29,11 +29,7 @@ def _known_variables(service: str) -> set[str]:
     names = {f"SEQHUB_{field.upper()}" for field in CommonSettings.model_fields}
     module = importlib.import_module(f"services.{service}.settings")
     for value in vars(module).values():
-        if (
-            isinstance(value, type)
-            and issubclass(value, BaseSettings)
-            and value.__module__ == module.__name__
-        ):
+        if isinstance(value, type) and issubclass(value, BaseSettings) and value.__module__ == module.__name__:
             prefix = str(value.model_config.get("env_prefix", ""))
             names |= {f"{prefix}{field}".upper() for field in value.model_fields if field != "common"}
     return names
