@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from typing import Any
 
 import pytest
@@ -88,3 +89,28 @@ def test_the_contract_test_catches_a_misspelt_variable() -> None:
     assert "SEQHUB_HTTP_SHUTDOWN_TIMEOUT" in _known_variables("beacon")
     assert "SEQHUB_HTTP_SHUTDOWN_TIMOUT" not in _known_variables("beacon")
     assert "SEQHUB_BEACON_INDEX_DIR" in _known_variables("beacon")
+
+
+def _expand(value: str, env: dict[str, str]) -> str:
+    """Kubernetes' $(VAR) expansion of an env value from variables defined earlier in the container."""
+    return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), value)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_bus_url_expands_to_the_rabbitmq_service_with_the_operator_credentials(service: str) -> None:
+    from yarl import URL
+
+    container = by_kind(render(K8S / "overlays" / "prod"), "Deployment")[f"seqhub-{service}"]["spec"]["template"][
+        "spec"
+    ]["containers"][0]
+    env: dict[str, str] = {}
+    secrets = {"username": "default_user_AbC", "password": "s3cr3t-Pa55_word"}  # operator-style values
+    for item in container["env"]:
+        if "valueFrom" in item:
+            ref = item["valueFrom"]["secretKeyRef"]
+            env[item["name"]] = secrets.get(ref["key"], "x") if ref["name"] == "seqhub-rabbitmq-default-user" else "x"
+        else:
+            env[item["name"]] = _expand(item["value"], env)
+    url = URL(env["SEQHUB_BUS_URL"])
+    assert (url.scheme, url.host, url.port, url.path) == ("amqp", "seqhub-rabbitmq", 5672, "/")
+    assert (url.user, url.password) == (secrets["username"], secrets["password"])
