@@ -145,9 +145,7 @@ class Accounts:
         pat = await self.store.revoke_pat(token_id, now=time.time())
         if pat is None:
             raise NotFound(f"no active personal access token {token_id!r}")
-        await self._publish_revocation(
-            TokenRevokedData(jti=pat.token_id, reason="personal access token revoked")
-        )
+        await self._publish_revocation(TokenRevokedData(jti=pat.token_id, reason="personal access token revoked"))
 
     # ---- visas and passports (GA4GH Passport 1.2) ------------------------------------------------------
 

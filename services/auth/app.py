@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
+
 from aiohttp import web
 
+from libs.common import keys as common_keys
 from libs.common.web import service_app
 from services.auth import api, consumers, keys
+from services.auth.accounts import Accounts
+from services.auth.bootstrap import bootstrap
+from services.auth.oauth import OAuthConfig, SeqhubAuthorizationServer
+from services.auth.ratelimit import RateLimiter
+from services.auth.service import AuthService, KeyHolder, LoginPolicy
 from services.auth.settings import AuthSettings
+from services.auth.store import INDEXES, AuthStore
 
 PREFIX = "/auth"
+OPENAPI = Path(__file__).with_name("openapi.yaml")
 
 
 def create_app(settings: AuthSettings) -> web.Application:
@@ -17,7 +28,50 @@ def create_app(settings: AuthSettings) -> web.Application:
         settings.common,
         subscriptions=consumers.SUBSCRIPTIONS,
         authenticate=False,
+        indexes=INDEXES,
+        contexts=[_auth_ctx],
+        openapi=OPENAPI if OPENAPI.exists() else None,
     )
+    app.middlewares.append(api.oauth_errors)
     app[keys.settings] = settings
+    app[keys.limits] = keys.Limits(
+        login=RateLimiter(settings.login_rate, settings.login_burst),
+        token=RateLimiter(settings.token_rate, settings.token_burst),
+        device=RateLimiter(settings.device_rate, settings.device_burst),
+    )
     app.add_routes(api.routes)
     return app
+
+
+def oauth_config(settings: AuthSettings) -> OAuthConfig:
+    issuer = settings.common.auth_issuer.rstrip("/")
+    return OAuthConfig(
+        issuer=issuer,
+        audience=settings.common.auth_audience,
+        verification_uri=f"{issuer}/device",
+        access_token_ttl=settings.access_token_ttl,
+        refresh_token_ttl=settings.refresh_token_ttl,
+        code_ttl=settings.code_ttl,
+        device_code_ttl=settings.device_code_ttl,
+        device_interval=settings.device_interval,
+    )
+
+
+async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.settings]
+    config = oauth_config(settings)
+    store = AuthStore(app[common_keys.mongo_db])
+    holder = KeyHolder()
+    outbox = app[common_keys.outbox]
+    accounts = Accounts(store, holder, outbox, issuer=config.issuer)
+    await accounts.load_keys()
+    await bootstrap(accounts, settings)
+    server = SeqhubAuthorizationServer(config, lambda: holder.ring)
+    policy = LoginPolicy(
+        max_failures=settings.login_max_failures,
+        lock_seconds=settings.lockout_seconds,
+        session_ttl=settings.session_ttl,
+    )
+    app[keys.accounts] = accounts
+    app[keys.service] = AuthService(store, server, holder, outbox, login=policy)
+    yield

@@ -208,9 +208,7 @@ class CreateClient(BaseModel):
     def _uris(cls, v: list[str]) -> list[str]:
         for uri in v:
             if not re.match(r"^(https://|http://(127\.0\.0\.1|localhost|\[::1\])[:/])[^#\s]+$", uri):
-                raise ValueError(
-                    f"redirect URI must be https (or http on loopback), no fragment: {uri[:80]!r}"
-                )
+                raise ValueError(f"redirect URI must be https (or http on loopback), no fragment: {uri[:80]!r}")
         return v
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from authlib.oauth2.rfc6749.errors import (
     InvalidGrantError,
@@ -42,6 +42,7 @@ from services.auth.oauth import (
 from services.auth.signing import KeyRing
 from services.auth.store import AuthStore
 
+T = TypeVar("T")
 NO_STORE = [("Content-Type", "application/json"), ("Cache-Control", "no-store"), ("Pragma", "no-cache")]
 
 
@@ -110,6 +111,27 @@ class KeyHolder:
     ring: KeyRing = field(default_factory=lambda: KeyRing([]))
 
 
+class TtlCache(Generic[T]):
+    """A small per-process cache (client registrations change rarely; a short TTL bounds staleness)."""
+
+    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._items: dict[str, tuple[float, T]] = {}
+
+    def get(self, key: str, now: float) -> T | None:
+        hit = self._items.get(key)
+        return hit[1] if hit is not None and hit[0] > now else None
+
+    def put(self, key: str, value: T, now: float) -> None:
+        if len(self._items) >= self.max_entries:
+            self._items.clear()
+        self._items[key] = (now + self.ttl, value)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
 class AuthService:
     """OAuth2 flows over the store, Authlib and the key ring."""
 
@@ -121,6 +143,7 @@ class AuthService:
         events: EventSink,
         *,
         login: LoginPolicy | None = None,
+        client_cache_seconds: float = 2.0,
     ) -> None:
         self.store = store
         self.server = server
@@ -128,6 +151,7 @@ class AuthService:
         self.events = events
         self.login_policy = login or LoginPolicy()
         self.config = server.config
+        self._client_cache: TtlCache[Client] = TtlCache(client_cache_seconds)
 
     # ---- token endpoint (RFC 6749 §3.2, RFC 8628 §3.4) ------------------------------------------------
 
@@ -146,7 +170,8 @@ class AuthService:
                 hashing.digest(device_code), now=pre.now
             )
             usernames.add(pre.device.username or "" if pre.device else "")
-        pre.users = await self.store.get_users(usernames - {""})
+        if usernames - {""}:
+            pre.users = await self.store.get_users(usernames - {""})
         request = self._request(call, pre)
         with self.server.bound(request):
             status, body, headers = self.server.create_token_response(request)
@@ -159,9 +184,7 @@ class AuthService:
         out, now = request.outcome, request.prefetched.now
         if out.consume_code is not None:
             code = out.consume_code
-            if not await self.store.consume_code(
-                code.code_digest, now=now, jti=out.access_jti, exp=out.access_exp
-            ):
+            if not await self.store.consume_code(code.code_digest, now=now, jti=out.access_jti, exp=out.access_exp):
                 await self._revoke_code_grant(code)
                 return error_response(InvalidGrantError("authorization code already used"))
         if out.rotate_refresh is not None:
@@ -174,9 +197,7 @@ class AuthService:
         ):
             return error_response(InvalidGrantError("device code already used"))
         if out.new_refresh is not None:
-            await self.store.insert_refresh(
-                out.new_refresh, access_jti=out.access_jti, access_exp=out.access_exp
-            )
+            await self.store.insert_refresh(out.new_refresh, access_jti=out.access_jti, access_exp=out.access_exp)
         return response
 
     async def _after_token_failure(self, request: OAuthRequest) -> None:
@@ -191,18 +212,14 @@ class AuthService:
         extra = [(fresh.issued_jti, fresh.issued_exp)] if fresh.issued_jti and fresh.issued_exp else []
         await self._revoke_family(fresh.family_id, reason="authorization code reused", extra=extra)
 
-    async def _revoke_family(
-        self, family_id: str, *, reason: str, extra: Iterable[tuple[str, float]] = ()
-    ) -> None:
+    async def _revoke_family(self, family_id: str, *, reason: str, extra: Iterable[tuple[str, float]] = ()) -> None:
         now = time.time()
         async with self.events.transaction() as session:
             issued = await self.store.revoke_family(family_id, now=now, session=session)
             for jti, exp in {*issued, *extra}:
                 await self._deny_access_token(jti, exp, reason=reason, now=now, session=session)
 
-    async def _deny_access_token(
-        self, jti: str, exp: float, *, reason: str, now: float, session: Any
-    ) -> None:
+    async def _deny_access_token(self, jti: str, exp: float, *, reason: str, now: float, session: Any) -> None:
         if exp <= now:
             return
         await self.store.add_revoked(jti, exp=exp, now=now, session=session)
@@ -225,9 +242,7 @@ class AuthService:
             status, body, headers = self.server.create_endpoint_response("device_authorization", request)
         if status == 200 and request.outcome.new_device is not None:
             await self.store.insert_device(request.outcome.new_device)
-            headers = [h for h in headers if h[0].lower() != "cache-control"] + [
-                ("Cache-Control", "no-store")
-            ]
+            headers = [h for h in headers if h[0].lower() != "cache-control"] + [("Cache-Control", "no-store")]
         return status, body, headers
 
     async def device_lookup(self, user_code: str, user: User) -> tuple[Client, list[tuple[str, str]]] | None:
@@ -241,9 +256,7 @@ class AuthService:
         offered = scopes.allowed_subset(scopes.split_scopes(grant.scope), user.scopes)
         return client, [(s, scopes.describe(s)) for s in sorted(offered)]
 
-    async def device_decide(
-        self, user_code: str, user: User, *, approved: bool, chosen: Iterable[str]
-    ) -> bool:
+    async def device_decide(self, user_code: str, user: User, *, approved: bool, chosen: Iterable[str]) -> bool:
         """Approve (the chosen subset of the requested scopes the user may grant) or deny a device grant."""
         code = hashing.normalise_user_code(user_code)
         grant = await self.store.get_device_by_user_code(code)
@@ -280,9 +293,7 @@ class AuthService:
             username=user.username,
         )
 
-    async def decide(
-        self, call: HttpCall, user: User, *, approved: bool, chosen: Iterable[str]
-    ) -> AuthorizeResult:
+    async def decide(self, call: HttpCall, user: User, *, approved: bool, chosen: Iterable[str]) -> AuthorizeResult:
         """The consent form was submitted: issue a code for the approved scopes, or `access_denied`."""
         request, grant = await self._validated(call, user)
         if isinstance(request, (Redirect, ErrorPage)):
@@ -292,9 +303,7 @@ class AuthService:
                 status, _, headers = self.server.create_authorization_response(request, None, grant)
             return _as_redirect(status, headers)
         granted = self._offered(request, user) & set(chosen)
-        narrowed = [(k, v) for k, v in call.items if k != "scope"] + [
-            ("scope", scopes.format_scopes(granted))
-        ]
+        narrowed = [(k, v) for k, v in call.items if k != "scope"] + [("scope", scopes.format_scopes(granted))]
         request, grant = await self._validated(HttpCall(call.method, call.url, call.headers, narrowed), user)
         if isinstance(request, (Redirect, ErrorPage)):
             return request
@@ -441,11 +450,7 @@ class AuthService:
         """
         claims = self._own_claims(token)
         now = time.time()
-        if (
-            claims is None
-            or claims.get("exp", 0) <= now
-            or await self.store.is_revoked(str(claims.get("jti")))
-        ):
+        if claims is None or claims.get("exp", 0) <= now or await self.store.is_revoked(str(claims.get("jti"))):
             raise Unauthorized(
                 "invalid or expired access token",
                 headers={"WWW-Authenticate": 'Bearer realm="seqhub", error="invalid_token"'},
@@ -514,8 +519,14 @@ class AuthService:
         basic_id, _ = extract_basic_authorization(call.headers)
         ids.add(basic_id or "")
         ids -= {""}
-        clients = await self.store.get_clients(ids) if ids else {}
-        return Prefetched(now=time.time(), clients=clients)
+        now = time.time()
+        clients = {i: c for i in ids if (c := self._client_cache.get(i, now)) is not None}
+        if missing := ids - set(clients):
+            loaded = await self.store.get_clients(missing)
+            for client_id, client in loaded.items():
+                self._client_cache.put(client_id, client, now)
+            clients.update(loaded)
+        return Prefetched(now=now, clients=clients)
 
     def _request(self, call: HttpCall, pre: Prefetched) -> OAuthRequest:
         return OAuthRequest(call.method, call.url, call.headers, call.items, pre)

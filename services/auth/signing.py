@@ -132,8 +132,7 @@ class KeyRing:
         new = SigningKey.generate(now=now, activates_at=now + prepublish_seconds)
         retire = new.activates_at + keep_seconds
         updated = [
-            k if k.retire_after is not None and k.retire_after <= retire else _with_retire(k, retire)
-            for k in current
+            k if k.retire_after is not None and k.retire_after <= retire else _with_retire(k, retire) for k in current
         ]
         return new, updated
 

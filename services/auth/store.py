@@ -101,9 +101,7 @@ class AuthStore:
         result = await self.db.users.update_one({"_id": username}, {"$set": {"disabled": disabled}})
         return result.matched_count == 1
 
-    async def record_login_failure(
-        self, username: str, *, now: float, limit: int, lock_seconds: float
-    ) -> None:
+    async def record_login_failure(self, username: str, *, now: float, limit: int, lock_seconds: float) -> None:
         """Count a failed login; the `limit`-th consecutive failure locks the account for `lock_seconds`."""
         await self.db.users.update_one(
             {"_id": username},
@@ -118,9 +116,7 @@ class AuthStore:
                                 "$locked_until",
                             ]
                         },
-                        "failed_logins": {
-                            "$cond": [{"$gte": ["$failed_logins", limit]}, 0, "$failed_logins"]
-                        },
+                        "failed_logins": {"$cond": [{"$gte": ["$failed_logins", limit]}, 0, "$failed_logins"]},
                     }
                 },
             ],
@@ -197,9 +193,7 @@ class AuthStore:
         doc = _strip(await self.db.device_grants.find_one({"user_code": user_code}))
         return DeviceGrant.model_validate(doc) if doc else None
 
-    async def decide_device(
-        self, user_code: str, *, username: str, approved: bool, scope: str, now: float
-    ) -> bool:
+    async def decide_device(self, user_code: str, *, username: str, approved: bool, scope: str, now: float) -> bool:
         doc = await self.db.device_grants.find_one_and_update(
             {"user_code": user_code, "status": "pending", "expires_at": {"$gt": now}},
             {"$set": {"status": "approved" if approved else "denied", "username": username, "scope": scope}},
@@ -214,9 +208,7 @@ class AuthStore:
 
     # ---- refresh tokens --------------------------------------------------------------------------------
 
-    async def insert_refresh(
-        self, token: RefreshToken, *, access_jti: str | None, access_exp: float | None
-    ) -> None:
+    async def insert_refresh(self, token: RefreshToken, *, access_jti: str | None, access_exp: float | None) -> None:
         await self.db.refresh_tokens.insert_one(
             {
                 "_id": token.token_digest,
@@ -237,16 +229,12 @@ class AuthStore:
         )
         return doc is not None
 
-    async def revoke_family(
-        self, family_id: str, *, now: float, session: Session = None
-    ) -> list[tuple[str, float]]:
+    async def revoke_family(self, family_id: str, *, now: float, session: Session = None) -> list[tuple[str, float]]:
         """Revoke every refresh token of a family; returns (jti, exp) of access tokens issued with them."""
         await self.db.refresh_tokens.update_many(
             {"family_id": family_id, "revoked_at": None}, {"$set": {"revoked_at": now}}, session=session
         )
-        cursor = self.db.refresh_tokens.find(
-            {"family_id": family_id, "access_jti": {"$ne": None}}, session=session
-        )
+        cursor = self.db.refresh_tokens.find({"family_id": family_id, "access_jti": {"$ne": None}}, session=session)
         return [(d["access_jti"], float(d["access_exp"])) async for d in cursor if d["access_exp"] > now]
 
     # ---- consents --------------------------------------------------------------------------------------
@@ -313,9 +301,7 @@ class AuthStore:
     # ---- signing keys ----------------------------------------------------------------------------------
 
     async def load_keys(self) -> list[SigningKey]:
-        return [
-            SigningKey.from_record(d) async for d in self.db.signing_keys.find({"jwk": {"$exists": True}})
-        ]
+        return [SigningKey.from_record(d) async for d in self.db.signing_keys.find({"jwk": {"$exists": True}})]
 
     async def save_keys(self, keys: list[SigningKey]) -> None:
         for key in keys:
@@ -323,9 +309,7 @@ class AuthStore:
 
     async def insert_first_key(self, key: SigningKey) -> None:
         """Store the very first key unless another process stored one meanwhile."""
-        await self.db.signing_keys.update_one(
-            {"_id": "__first__"}, {"$setOnInsert": {"kid": key.kid}}, upsert=True
-        )
+        await self.db.signing_keys.update_one({"_id": "__first__"}, {"$setOnInsert": {"kid": key.kid}}, upsert=True)
         marker = await self.db.signing_keys.find_one({"_id": "__first__"})
         if marker is not None and marker["kid"] == key.kid:
             await self.db.signing_keys.replace_one({"_id": key.kid}, key.to_record(), upsert=True)

@@ -26,10 +26,23 @@ def _key(kid: str) -> ECKey:
     return ECKey.generate_key("P-256", parameters={"kid": kid, "alg": "ES256"}, private=True)
 
 
-def _visa(key: Any, *, iss: str = ISS, sub: str = "alice", vtype: str = "ControlledAccessGrants",
-          value: str = "https://seqhub.example/beacon/datasets/d1", exp: int = NOW + 3600, alg: str = "ES256",
-          **extra: Any) -> str:
-    visa: dict[str, Any] = {"type": vtype, "asserted": NOW - 10, "value": value, "source": "https://dac.example"}
+def _visa(
+    key: Any,
+    *,
+    iss: str = ISS,
+    sub: str = "alice",
+    vtype: str = "ControlledAccessGrants",
+    value: str = "https://seqhub.example/beacon/datasets/d1",
+    exp: int = NOW + 3600,
+    alg: str = "ES256",
+    **extra: Any,
+) -> str:
+    visa: dict[str, Any] = {
+        "type": vtype,
+        "asserted": NOW - 10,
+        "value": value,
+        "source": "https://dac.example",
+    }
     visa.update(extra)
     claims = {"iss": iss, "sub": sub, "iat": NOW - 5, "exp": exp, "jti": "v1", "ga4gh_visa_v1": visa}
     return jwt.encode({"alg": alg, "kid": key.kid, "typ": "JWT"}, claims, key, algorithms=[alg])
