@@ -11,6 +11,7 @@ Readers take ``bytes`` plus a ``path`` used only in error messages; streaming re
 
 from __future__ import annotations
 
+import functools
 import struct
 import zlib
 from collections.abc import Sequence
@@ -329,6 +330,17 @@ def nibble_table(table: U8) -> U8:
     return np.stack([one[b & 0x0F], one[b >> 4]], axis=1).astype(np.uint8)
 
 
+@functools.lru_cache(maxsize=64)
+def _cached_nibble_table(bins: tuple[tuple[int, int], ...]) -> U8:
+    table = np.zeros(4, dtype=np.uint8)
+    for idx, q in bins:
+        if 0 <= idx < 4:
+            table[idx] = min(q, 63)
+    lut = nibble_table(table)
+    lut.setflags(write=False)
+    return lut
+
+
 def unpack_nibbles(packed: U8, n: int, table: U8, lut: U8 | None = None) -> U8:
     """CBCL packed nibbles -> BCL bytes for the first ``n`` clusters (quality bin 0 = no-call)."""
     lut = nibble_table(table) if lut is None else lut
@@ -416,7 +428,12 @@ def decode_cbcl(data: bytes, *, path: str | Path = "<cbcl>") -> tuple[CbclHeader
 class CbclTileStream:
     """Streams the stored clusters of one tile of one CBCL file, chunk by chunk."""
 
-    def __init__(self, path: Path, tile: int, *, stored: int, display: str | None = None) -> None:
+    def __init__(
+        self, path: Path, tile: int, *, stored: int, display: str | None = None, pf_count: int | None = None,
+        clusters: int | None = None,
+    ) -> None:
+        """``stored``: clusters in the block; or give ``clusters`` (the tile's filter count) and ``pf_count``
+        and the header's PF-excluded flag decides (and the tile record's count is checked)."""
         self.display = display or str(path)
         try:
             self._f = open(path, "rb")
@@ -432,6 +449,13 @@ class CbclTileStream:
         if rec is None:
             self._f.close()
             raise BaseCallFileError(f"tile {tile} is missing from the CBCL tile records", path=self.display)
+        if clusters is not None:
+            if rec.clusters != clusters:
+                self._f.close()
+                raise BaseCallFileError(
+                    f"tile {tile} has {rec.clusters} clusters but its filter file has {clusters}", path=self.display
+                )
+            stored = pf_count if header.pf_excluded and pf_count is not None else clusters
         if rec.uncompressed != (stored + 1) // 2:
             self._f.close()
             raise BaseCallFileError(
@@ -445,7 +469,7 @@ class CbclTileStream:
         self._buf = np.zeros(0, dtype=np.uint8)  # decoded, not yet returned BCL bytes
         self._left = stored
         self._table = header.quality_table()
-        self._lut = nibble_table(self._table)
+        self._lut = _cached_nibble_table(header.bins)
         self._raw_total = 0
 
     def _fill(self, need: int) -> None:

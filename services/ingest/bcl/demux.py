@@ -684,6 +684,7 @@ def _run_tasks(plan: DemuxPlan, parts_dir: Path, progress: ProgressFn | None) ->
             if progress:
                 progress(len(results), total, clusters)
         return results
+    kernels.warm_up()  # forked workers inherit the compiled kernels instead of each loading them
     with ProcessPoolExecutor(max_workers=min(plan.threads, total)) as pool:
         futures: set[Future[TileResult]] = {
             pool.submit(process_tile, plan, i, spec, parts_dir) for i, spec in enumerate(plan.tiles)

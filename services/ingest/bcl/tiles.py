@@ -78,6 +78,7 @@ class TileReader:
         filt = base / f"s_{lane}_{tile}.filter"
         self.pf = codecs.decode_filter(self._read(filt), path=self._rel(filt))
         self.n = int(self.pf.size)
+        self.pf_count = int(self.pf.sum())
         if pos == "s.locs":
             ppath = run_dir / "Data/Intensities/s.locs"
         else:
@@ -127,18 +128,9 @@ class TileReader:
             raise RunFolderError(f"cannot read: {e.strerror or e}", path=self._rel(p)) from None
 
     def _open_cbcl(self, p: Path, tile: int) -> codecs.CbclTileStream:
-        with open(p, "rb") as f:
-            header = codecs.read_cbcl_header(f, path=self._rel(p))
-        rec = next((t for t in header.tiles if t.tile == tile), None)
-        if rec is None:
-            raise BaseCallFileError(f"tile {tile} is missing from the CBCL tile records", path=self._rel(p))
-        if rec.clusters != self.n:
-            raise BaseCallFileError(
-                f"tile {tile} has {rec.clusters} clusters but its filter file has {self.n}",
-                path=self._rel(p),
-            )
-        stored = int(self.pf.sum()) if header.pf_excluded else self.n
-        return codecs.CbclTileStream(p, tile, stored=stored, display=self._rel(p))
+        return codecs.CbclTileStream(
+            p, tile, stored=self.n, display=self._rel(p), pf_count=self.pf_count, clusters=self.n
+        )
 
     @property
     def stores_non_pf(self) -> bool:
@@ -158,15 +150,28 @@ class TileReader:
             pf = self.pf[start:stop]
             pf_rows = np.flatnonzero(pf)
             npf = int(pf_rows.size)
-            raw = np.zeros((self.cycles, m), dtype=np.uint8)
-            for c, (s, excl) in enumerate(zip(self._streams, self._excluded, strict=True)):
-                if excl:  # PF-excluded CBCL: only the PF clusters are stored
-                    raw[c, pf_rows] = s.read(npf)
-                else:
-                    raw[c] = s.read(m)
-            rows = pf_rows if pf_only else np.arange(m)
+            if pf_only:  # (cycles, PF clusters)
+                raw = np.empty((self.cycles, npf), dtype=np.uint8)
+                for c, (s, excl) in enumerate(zip(self._streams, self._excluded, strict=True)):
+                    if excl:  # PF-excluded CBCL: the block holds exactly these
+                        raw[c] = s.read(npf)
+                    elif npf == m:
+                        raw[c] = s.read(m)
+                    else:
+                        np.take(s.read(m), pf_rows, out=raw[c])
+                rows = pf_rows
+                picks = np.arange(npf, dtype=np.int64)
+            else:
+                raw = np.zeros((self.cycles, m), dtype=np.uint8)
+                for c, (s, excl) in enumerate(zip(self._streams, self._excluded, strict=True)):
+                    if excl:  # pragma: no cover - refused by the caller (no calls for non-PF clusters)
+                        raw[c, pf_rows] = s.read(npf)
+                    else:
+                        raw[c] = s.read(m)
+                rows = np.arange(m)
+                picks = rows.astype(np.int64)
             calls = np.empty((rows.size, self.cycles), dtype=np.uint8)
-            kernels.gather_transpose(raw, rows.astype(np.int64), calls)
+            kernels.gather_transpose(raw, picks, calls)
             yield start + rows, calls
         for s in self._streams:
             if isinstance(s, codecs.BclStream):
