@@ -16,8 +16,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 
-from libs.common.errors import BadRequest, Forbidden, Unauthorized
-from services.auth import keys, pages
+from libs.common.errors import BadRequest, Forbidden, Locked, Unauthorized
+from services.auth import keys, metrics, pages
 from services.auth.hashing import new_token
 from services.auth.models import CreateClient, CreateToken, CreateUser, GrantVisa, User
 from services.auth.oauth import error_response
@@ -59,7 +59,9 @@ async def jwks(request: web.Request) -> web.Response:
 async def token(request: web.Request) -> web.Response:
     call = await _form_call(request, "token")
     request.app[keys.limits].token.check(f"token:{call.remote}")
-    return _oauth_response(await _service(request).token(call))
+    result = await _service(request).token(call)
+    metrics.count_token_response(call.get("grant_type"), result[0], result[1])
+    return _oauth_response(result)
 
 
 @routes.post("/device_authorization", name="device_authorization")
@@ -101,11 +103,16 @@ async def login_submit(request: web.Request) -> web.Response:
     username, next_url = form.get("username", "").strip().lower(), _safe_next(form.get("next"))
     try:
         session, _, _ = await _service(request).login(username, form.get("password", ""))
+    except Locked:
+        metrics.LOGINS.labels(outcome="locked").inc()
+        raise
     except Unauthorized as exc:
+        metrics.LOGINS.labels(outcome="failure").inc()
         page = pages.login_page(
             action=_url(request, "login"), next_url=next_url, csrf=cookie, error=exc.message, username=username
         )
         return _html(page, status=401)
+    metrics.LOGINS.labels(outcome="success").inc()
     response = web.HTTPSeeOther(next_url or _url(request, "signed_in"))
     _set_cookie(request, response, SESSION_COOKIE, session, max_age=int(_service(request).login_policy.session_ttl))
     response.del_cookie(LOGIN_CSRF_COOKIE, path="/")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,6 +24,8 @@ OPENAPI = Path(__file__).with_name("openapi.yaml")
 
 
 def create_app(settings: AuthSettings) -> web.Application:
+    # Authlib logs whole token responses at DEBUG: never let a debug log level leak tokens
+    logging.getLogger("authlib").setLevel(logging.INFO)
     app = service_app(
         "auth",
         settings.common,

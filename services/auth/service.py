@@ -25,7 +25,7 @@ from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from libs.common import scopes
 from libs.common.errors import Locked, Unauthorized
 from libs.common.events import Event, TokenRevoked, TokenRevokedData
-from services.auth import hashing
+from services.auth import hashing, metrics
 from services.auth.models import AuthorizationCode, Client, User
 from services.auth.oauth import (
     ANY_AUTH,
@@ -203,8 +203,10 @@ class AuthService:
     async def _after_token_failure(self, request: OAuthRequest) -> None:
         out = request.outcome
         if out.reused_code is not None:  # RFC 6749 §4.1.2: revoke what the code issued
+            metrics.REUSE_DETECTED.labels(kind="authorization_code").inc()
             await self._revoke_code_grant(out.reused_code)
         if out.reused_refresh is not None:  # RFC 9700 §4.14.2: reuse means theft, revoke the family
+            metrics.REUSE_DETECTED.labels(kind="refresh_token").inc()
             await self._revoke_family(out.reused_refresh.family_id, reason="refresh token reused")
 
     async def _revoke_code_grant(self, code: AuthorizationCode) -> None:

@@ -34,9 +34,7 @@ class Page:
                 return dict(reply.get("result", {}))
 
     async def evaluate(self, expression: str) -> Any:
-        result = await self.send(
-            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
-        )
+        result = await self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
         return result.get("result", {}).get("value")
 
     async def wait_for(self, expression: str, timeout: float = 15.0) -> Any:

@@ -16,9 +16,7 @@ from tests.integration.auth.browser import FormBrowser, forms
 from tests.integration.auth.conftest import ADMIN_CLIENT, ADMIN_SECRET, LiveAuth, basic
 
 
-async def _json(
-    live: LiveAuth, method: str, path: str, token: str | None, body: Any = None
-) -> tuple[int, Any]:
+async def _json(live: LiveAuth, method: str, path: str, token: str | None, body: Any = None) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with live.http.request(method, live.issuer + path, json=body, headers=headers) as r:
         return r.status, await r.json(content_type=None) if r.status != 204 else None
@@ -35,9 +33,7 @@ async def _client_token(live: LiveAuth, scope: str) -> str:
 
 async def test_admin_api_requires_an_admin_token(live_auth: LiveAuth) -> None:
     assert (await _json(live_auth, "GET", "/admin/users", None))[0] == 401
-    status, body = await _json(
-        live_auth, "GET", "/admin/users", await _client_token(live_auth, "repository:read")
-    )
+    status, body = await _json(live_auth, "GET", "/admin/users", await _client_token(live_auth, "repository:read"))
     assert status == 403 and "admin" in body["detail"]
 
 
@@ -125,9 +121,7 @@ async def test_disabled_user_cannot_sign_in(live_auth: LiveAuth) -> None:
 
     def attempt() -> requests.Response:
         browser = FormBrowser(live_auth.issuer)
-        return browser.submit(
-            browser.open(live_auth.issuer + "/login"), {"username": username, "password": password}
-        )
+        return browser.submit(browser.open(live_auth.issuer + "/login"), {"username": username, "password": password})
 
     page = await asyncio.to_thread(attempt)
     assert page.status_code == 401 and "wrong password" in page.text
@@ -140,13 +134,9 @@ async def test_repeated_failures_lock_the_account(live_auth: LiveAuth) -> None:
         browser = FormBrowser(live_auth.issuer)
         codes = []
         for _ in range(live_auth.settings.login_max_failures):
-            page = browser.submit(
-                browser.open(live_auth.issuer + "/login"), {"username": username, "password": "x"}
-            )
+            page = browser.submit(browser.open(live_auth.issuer + "/login"), {"username": username, "password": "x"})
             codes.append(page.status_code)
-        page = browser.submit(
-            browser.open(live_auth.issuer + "/login"), {"username": username, "password": password}
-        )
+        page = browser.submit(browser.open(live_auth.issuer + "/login"), {"username": username, "password": password})
         codes.append(page.status_code)
         codes.append(int(page.headers.get("Retry-After", "0")))
         return codes

@@ -48,9 +48,7 @@ async def _login(live: LiveAuth, username: str, password: str) -> credentials.Cr
     return creds
 
 
-async def test_login_caches_refreshes_with_rotation_and_logout_revokes(
-    live_auth: LiveAuth, cli_env: Path
-) -> None:
+async def test_login_caches_refreshes_with_rotation_and_logout_revokes(live_auth: LiveAuth, cli_env: Path) -> None:
     username, password = await live_auth.create_user()
     creds = await _login(live_auth, username, password)
     assert creds.refresh_token and creds.scope == "offline_access repository:read"
@@ -63,9 +61,7 @@ async def test_login_caches_refreshes_with_rotation_and_logout_revokes(
     credentials.save(None, cached)
     fresh = await credentials.get_access_token()
     rotated = credentials.load()
-    assert (
-        rotated is not None and fresh != creds.access_token and rotated.refresh_token != creds.refresh_token
-    )
+    assert rotated is not None and fresh != creds.access_token and rotated.refresh_token != creds.refresh_token
 
     assert await credentials.logout() == (True, True)
     assert credentials.load() is None

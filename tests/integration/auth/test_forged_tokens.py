@@ -80,9 +80,7 @@ async def test_forged_tokens_are_rejected_by_a_resource_service(
                 assert 'error="invalid_token"' in r.headers["WWW-Authenticate"], name
 
 
-async def test_forged_tokens_are_rejected_by_the_auth_service_itself(
-    live_auth: LiveAuth, genuine: str
-) -> None:
+async def test_forged_tokens_are_rejected_by_the_auth_service_itself(live_auth: LiveAuth, genuine: str) -> None:
     client = live_auth.introspector  # type: ignore[attr-defined]
     for name, token in (await _forgeries(live_auth, genuine)).items():
         async with live_auth.http.get(

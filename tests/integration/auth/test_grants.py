@@ -33,9 +33,7 @@ async def _call_resource(resource: Resource, token: str) -> tuple[int, Any]:
         return response.status, await response.json(content_type=None)
 
 
-async def test_client_credentials_with_authlib_and_requests_oauthlib(
-    live_auth: LiveAuth, resource: Resource
-) -> None:
+async def test_client_credentials_with_authlib_and_requests_oauthlib(live_auth: LiveAuth, resource: Resource) -> None:
     client = await live_auth.create_client(
         grant_types=["client_credentials"], scopes=["repository:read", "ingest:upload"]
     )
@@ -116,9 +114,7 @@ async def test_pkce_code_flow_with_consent_then_refresh_rotation_with_authlib(
     assert (status, body["sub"]) == (200, username)
 
     first_refresh = token["refresh_token"]
-    rotated = await asyncio.to_thread(
-        lambda: dict(session.refresh_token(token_url, refresh_token=first_refresh))
-    )
+    rotated = await asyncio.to_thread(lambda: dict(session.refresh_token(token_url, refresh_token=first_refresh)))
     assert rotated["refresh_token"] != first_refresh and rotated["access_token"] != token["access_token"]
 
     # reuse of the rotated-out token = theft: refused, and the whole family (incl. the new token) is revoked
@@ -126,9 +122,7 @@ async def test_pkce_code_flow_with_consent_then_refresh_rotation_with_authlib(
         await asyncio.to_thread(lambda: session.refresh_token(token_url, refresh_token=first_refresh))
     assert reused.value.error == "invalid_grant"
     with pytest.raises(OAuthError) as family:
-        await asyncio.to_thread(
-            lambda: session.refresh_token(token_url, refresh_token=rotated["refresh_token"])
-        )
+        await asyncio.to_thread(lambda: session.refresh_token(token_url, refresh_token=rotated["refresh_token"]))
     assert family.value.error == "invalid_grant"
 
 
@@ -186,9 +180,7 @@ async def test_remembered_consent_skips_the_consent_page(live_auth: LiveAuth) ->
     session = AuthlibSession(
         client["client_id"], redirect_uri=CALLBACK, scope="project:P1:read", code_challenge_method="S256"
     )
-    url, _ = session.create_authorization_url(
-        live_auth.issuer + "/authorize", code_verifier=secrets.token_urlsafe(48)
-    )
+    url, _ = session.create_authorization_url(live_auth.issuer + "/authorize", code_verifier=secrets.token_urlsafe(48))
 
     def run() -> tuple[str, requests.Response]:
         browser = FormBrowser(live_auth.issuer)
@@ -201,9 +193,7 @@ async def test_remembered_consent_skips_the_consent_page(live_auth: LiveAuth) ->
     assert second.status_code == 302 and "code=" in second.headers["Location"]  # no consent page this time
 
 
-async def test_device_flow_polling_with_oauthlib_device_client(
-    live_auth: LiveAuth, resource: Resource
-) -> None:
+async def test_device_flow_polling_with_oauthlib_device_client(live_auth: LiveAuth, resource: Resource) -> None:
     username, password = await live_auth.create_user()
     client = await live_auth.create_client(
         public=True, grant_types=[DEVICE, "refresh_token"], scopes=["repository:read", "offline_access"]

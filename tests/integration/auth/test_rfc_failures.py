@@ -126,9 +126,7 @@ async def test_missing_or_wrong_code_verifier(live_auth: LiveAuth) -> None:
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK}
     status, body, _ = await _post(live_auth, "/token", form, auth)
     assert (status, body["error"]) == (400, "invalid_request")
-    status, body, _ = await _post(
-        live_auth, "/token", {**form, "code_verifier": secrets.token_urlsafe(48)}, auth
-    )
+    status, body, _ = await _post(live_auth, "/token", {**form, "code_verifier": secrets.token_urlsafe(48)}, auth)
     assert (status, body["error"]) == (400, "invalid_grant")
 
 
@@ -162,9 +160,7 @@ async def _denied_after_event(resource: Resource, token: str, *, timeout: float 
     return False
 
 
-async def test_reused_code_is_refused_and_revokes_what_it_issued(
-    live_auth: LiveAuth, resource: Resource
-) -> None:
+async def test_reused_code_is_refused_and_revokes_what_it_issued(live_auth: LiveAuth, resource: Resource) -> None:
     client = await _code_client(live_auth)
     verifier = secrets.token_urlsafe(48)
     code = _code(await _authorize(live_auth, client, verifier))
@@ -188,18 +184,14 @@ async def test_reused_code_is_refused_and_revokes_what_it_issued(
         live_auth, "/token", {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}, auth
     )
     assert (status, refreshed["error"]) == (400, "invalid_grant")
-    assert await _denied_after_event(
-        resource, first["access_token"]
-    )  # TokenRevoked reached the other service
+    assert await _denied_after_event(resource, first["access_token"])  # TokenRevoked reached the other service
 
 
 async def test_invalid_scope_and_unsupported_grant_and_bad_body(live_auth: LiveAuth) -> None:
     client = await live_auth.create_client(grant_types=["client_credentials"], scopes=["repository:read"])
     auth = basic(client["client_id"], client["client_secret"])
     for scope in ("repository:write", "no-such-scope", "repository:read admin"):
-        status, body, _ = await _post(
-            live_auth, "/token", {"grant_type": "client_credentials", "scope": scope}, auth
-        )
+        status, body, _ = await _post(live_auth, "/token", {"grant_type": "client_credentials", "scope": scope}, auth)
         assert (status, body["error"]) == (400, "invalid_scope"), scope
     status, body, _ = await _post(live_auth, "/token", {"grant_type": "password", "username": "a"}, auth)
     assert (status, body["error"]) == (400, "unsupported_grant_type")
@@ -230,9 +222,7 @@ async def test_token_responses_are_not_cacheable(live_auth: LiveAuth) -> None:
     assert status == 200 and headers["Cache-Control"] == "no-store"
 
 
-async def test_revoked_access_token_is_denied_by_a_resource_service(
-    live_auth: LiveAuth, resource: Resource
-) -> None:
+async def test_revoked_access_token_is_denied_by_a_resource_service(live_auth: LiveAuth, resource: Resource) -> None:
     client = await live_auth.create_client(grant_types=["client_credentials"], scopes=["repository:read"])
     auth = basic(client["client_id"], client["client_secret"])
     _, token, _ = await _post(live_auth, "/token", {"grant_type": "client_credentials"}, auth)
