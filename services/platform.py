@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlparse
 
 from aiohttp import web
@@ -102,10 +103,15 @@ class Distributed:
     ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     log_dir: Path | None = None
+    _logs: dict[str, BinaryIO] = field(default_factory=dict)
 
     def start(self, name: str, port: int) -> None:
         env = {**os.environ, **self.env, "SEQHUB_HTTP_PORT": str(port)}
-        out = (self.log_dir / f"{name}.log").open("ab") if self.log_dir else subprocess.DEVNULL
+        out: int | BinaryIO = subprocess.DEVNULL
+        if self.log_dir:
+            if name in self._logs:
+                self._logs[name].close()
+            out = self._logs[name] = (self.log_dir / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=env, stdout=out,
                                                 stderr=subprocess.STDOUT)
         self.ports[name] = port
@@ -132,3 +138,6 @@ class Distributed:
                 process.wait(30)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()
+        for handle in self._logs.values():
+            handle.close()

@@ -1,0 +1,1 @@
+"""seqhub's client side: the Python SDK and the `seqhub` command line."""

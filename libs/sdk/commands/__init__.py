@@ -1,0 +1,1 @@
+"""Subcommands of the `seqhub` CLI; each module exposes `register(subparsers)`."""
