@@ -67,7 +67,8 @@ def test_revocation_published_by_auth_is_enforced_by_every_other_process(cluster
         "client_id": "e2e-instrument", "name": "sequencer", "grant_types": ["client_credentials"],
         "scopes": ["ingest:upload", "rnaget:read"]})
     assert created.status_code == 201, created.text
-    bearer = {"Authorization": f"Bearer {_token(auth, 'e2e-instrument', created.json()['client_secret'], 'rnaget:read')}"}
+    token = _token(auth, "e2e-instrument", created.json()["client_secret"], "rnaget:read")
+    bearer = {"Authorization": f"Bearer {token}"}
     resources = [f"{cluster.url(name)}/readyz" for name in ("ingest", "repository", "beacon", "rnaget")]
     for url in resources:  # the auth middleware verifies any bearer token it is given, against auth's JWKS
         assert httpx.get(url, headers=bearer, timeout=10).status_code == 200, url
