@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 from aiohttp import web
 
+from libs.common import keys as common_keys
+from libs.common.auth import BasicVerifier as VerifyBasic
 from libs.common.web import service_app
-from services.repository import api, consumers, keys
+from services.repository import api, consumers, keys, store
+from services.repository.basic import BasicVerifier, HttpIntrospector
+from services.repository.errors import render_error
 from services.repository.settings import RepositorySettings
+from services.repository.sra import load_schemas
 
 PREFIX = "/repository"
 
@@ -15,8 +23,29 @@ def create_app(settings: RepositorySettings) -> web.Application:
     app = service_app(
         "repository",
         settings.common,
+        error_renderer=render_error,
+        indexes=store.INDEXES,
+        contexts=[_repository_ctx],
         subscriptions=consumers.SUBSCRIPTIONS,
+        client_max_size=settings.max_body_bytes,
     )
     app[keys.settings] = settings
     app.add_routes(api.routes)
     return app
+
+
+async def _repository_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Compile the SRA schemas (off the loop), build the store and the Basic verifier."""
+    settings = app[keys.settings]
+    await asyncio.to_thread(load_schemas)
+    app[keys.resource_store] = store.MongoResourceStore(app[common_keys.mongo_db], app[common_keys.outbox])
+    if settings.introspection_client_secret:
+        introspect = HttpIntrospector(
+            app[common_keys.http_client],
+            settings.resolved_introspection_url,
+            settings.introspection_client_id,
+            settings.introspection_client_secret,
+        )
+        verifier: VerifyBasic = BasicVerifier(introspect, ttl=settings.basic_cache_seconds)
+        app[common_keys.basic_verifier] = verifier
+    yield

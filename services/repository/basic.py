@@ -32,14 +32,14 @@ class HttpIntrospector:
     def __init__(self, http: aiohttp.ClientSession, url: str, client_id: str, client_secret: str) -> None:
         self._http = http
         self._url = url
-        self._auth = aiohttp.BasicAuth(client_id, client_secret)
+        self._authorization = aiohttp.encode_basic_auth(client_id, client_secret)
 
     async def __call__(self, token: str) -> dict[str, Any]:
         try:
             async with self._http.post(
                 self._url,
                 data={"token": token, "token_type_hint": "access_token"},
-                auth=self._auth,
+                headers={"Authorization": self._authorization},
                 timeout=aiohttp.ClientTimeout(total=5),
             ) as response:
                 response.raise_for_status()

@@ -5,5 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.repository.settings import RepositorySettings
+from services.repository.store import MongoResourceStore
 
 settings = web.AppKey("repository_settings", RepositorySettings)
+resource_store = web.AppKey("resource_store", MongoResourceStore)

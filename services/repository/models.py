@@ -38,14 +38,10 @@ class TypeInfo:
 class ResourceType(enum.Enum):
     STUDY = TypeInfo("study", "studies", "SRA.study.xsd", "STUDY_SET", "STUDY", "SHP")
     SAMPLE = TypeInfo("sample", "samples", "SRA.sample.xsd", "SAMPLE_SET", "SAMPLE", "SHS")
-    EXPERIMENT = TypeInfo(
-        "experiment", "experiments", "SRA.experiment.xsd", "EXPERIMENT_SET", "EXPERIMENT", "SHX"
-    )
+    EXPERIMENT = TypeInfo("experiment", "experiments", "SRA.experiment.xsd", "EXPERIMENT_SET", "EXPERIMENT", "SHX")
     RUN = TypeInfo("run", "runs", "SRA.run.xsd", "RUN_SET", "RUN", "SHR")
     ANALYSIS = TypeInfo("analysis", "analyses", "SRA.analysis.xsd", "ANALYSIS_SET", "ANALYSIS", "SHZ")
-    SUBMISSION = TypeInfo(
-        "submission", "submissions", "SRA.submission.xsd", "SUBMISSION_SET", "SUBMISSION", "SHA"
-    )
+    SUBMISSION = TypeInfo("submission", "submissions", "SRA.submission.xsd", "SUBMISSION_SET", "SUBMISSION", "SHA")
 
     @property
     def info(self) -> TypeInfo:

@@ -76,9 +76,7 @@ def offers(rtype: ResourceType | None, *, html: bool = True) -> list[tuple[str, 
     return out
 
 
-def negotiate(
-    accept: str | None, rtype: ResourceType | None, *, html: bool = True
-) -> tuple[str, Representation]:
+def negotiate(accept: str | None, rtype: ResourceType | None, *, html: bool = True) -> tuple[str, Representation]:
     """Pick the media type to answer with; ``NotAcceptable`` (406) when the client accepts none of them.
 
     A generic ``application/json`` answer is labelled with the versioned type when one exists, as the draft's
@@ -96,9 +94,7 @@ def negotiate(
     return best[2], best[3]
 
 
-def request_format(
-    content_type: str | None, rtype: ResourceType, *, multipart: bool = False
-) -> Representation:
+def request_format(content_type: str | None, rtype: ResourceType, *, multipart: bool = False) -> Representation:
     """The representation of a request body, from its Content-Type; 415 for anything else."""
     media = (content_type or "").split(";")[0].strip().lower()
     accepted = {
@@ -115,6 +111,5 @@ def request_format(
     if multipart:
         listed.append("multipart/mixed")
     raise UnsupportedMediaType(
-        f"Content-Type {media or '(none)'!r} is not supported for a {rtype.info.name}; "
-        f"use one of {', '.join(listed)}"
+        f"Content-Type {media or '(none)'!r} is not supported for a {rtype.info.name}; use one of {', '.join(listed)}"
     )

@@ -79,9 +79,7 @@ def published_event(resource: Resource) -> AnalysisPublished | None:
     if kind is None:
         return None
     level = attrs.get("access_level", AccessLevel.PUBLIC.value).upper()
-    sample_ids = (
-        [s.strip() for s in attrs["sample_ids"].split(",") if s.strip()] if "sample_ids" in attrs else None
-    )
+    sample_ids = [s.strip() for s in attrs["sample_ids"].split(",") if s.strip()] if "sample_ids" in attrs else None
     assembly = attrs.get("assembly") or _assembly(resource.body)
     return AnalysisPublished(
         data=AnalysisPublishedData(

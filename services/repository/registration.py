@@ -57,9 +57,7 @@ def instrument_model(name: str | None) -> str:
     return ILLUMINA_MODELS.get(key, "unspecified")
 
 
-async def register_demultiplexed_run(
-    data: SamplesDemultiplexedData, *, store: service.ResourceStore
-) -> Registration:
+async def register_demultiplexed_run(data: SamplesDemultiplexedData, *, store: service.ResourceStore) -> Registration:
     result = Registration()
     studies: dict[str, Resource] = {}
     for sample in data.samples:
@@ -140,9 +138,7 @@ async def _ensure(
 
 
 def _attributes(container: str, values: dict[str, Any]) -> dict[str, Any]:
-    items = [
-        {"tag": tag, "value": str(value)} for tag, value in values.items() if value not in (None, "", [])
-    ]
+    items = [{"tag": tag, "value": str(value)} for tag, value in values.items() if value not in (None, "", [])]
     return {container: {container.removesuffix("s"): items}} if items else {}
 
 
@@ -162,9 +158,7 @@ def _sample_body(project: str, sample: DemultiplexedSample) -> dict[str, Any]:
         "alias": f"{project}:{sample.sample_id}",
         "title": sample.sample_name,
         "sample_name": {"taxon_id": UNIDENTIFIED_TAXON},
-        **_attributes(
-            "sample_attributes", {"sample_id": sample.sample_id, "sample_name": sample.sample_name}
-        ),
+        **_attributes("sample_attributes", {"sample_id": sample.sample_id, "sample_name": sample.sample_name}),
     }
 
 

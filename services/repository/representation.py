@@ -117,9 +117,7 @@ def related_resources(resource: Resource) -> list[dict[str, str]]:
         if xref := item.get("xref_link"):
             db, ident = str(xref.get("db", "")), str(xref.get("id", ""))
             template = EXTERNAL.get(db.lower())
-            out.append(
-                {"db": db, "id": ident, **({"href": template.format(quote(ident))} if template else {})}
-            )
+            out.append({"db": db, "id": ident, **({"href": template.format(quote(ident))} if template else {})})
     return out
 
 
@@ -132,9 +130,7 @@ def related_studies(resource: Resource) -> list[dict[str, str]]:
         if isinstance(link, dict):
             db, ident = str(link.get("db", "")), str(link.get("id", ""))
             template = EXTERNAL.get(db.lower())
-            out.append(
-                {"db": db, "id": ident, **({"href": template.format(quote(ident))} if template else {})}
-            )
+            out.append({"db": db, "id": ident, **({"href": template.format(quote(ident))} if template else {})})
     return out
 
 

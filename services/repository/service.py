@@ -65,9 +65,7 @@ class ResourceStore(Protocol):
     async def get(self, rtype: ResourceType, accession: str) -> Resource | None: ...
     async def get_by_alias(self, rtype: ResourceType, owner: str, alias: str) -> Resource | None: ...
     async def insert(self, resource: Resource, events: Sequence[Event] = ()) -> None: ...
-    async def replace(
-        self, resource: Resource, *, expected_version: int, events: Sequence[Event] = ()
-    ) -> None: ...
+    async def replace(self, resource: Resource, *, expected_version: int, events: Sequence[Event] = ()) -> None: ...
     async def remove(self, resource: Resource, events: Sequence[Event] = ()) -> None: ...
     async def count_children(self, rtype: ResourceType, accession: str) -> int: ...
     async def list(
@@ -105,9 +103,7 @@ def next_modified(previous: datetime | None) -> datetime:
 # --- reading ------------------------------------------------------------------------------------------------
 
 
-async def get_resource(
-    rtype: ResourceType, accession: str, *, caller: Caller, store: ResourceStore
-) -> Resource:
+async def get_resource(rtype: ResourceType, accession: str, *, caller: Caller, store: ResourceStore) -> Resource:
     resource = await store.get(rtype, accession)
     if resource is None:
         raise NotFound(f"no {rtype.info.name} {accession!r}")
@@ -128,9 +124,7 @@ async def list_resources(
         parent_type, parent_accession = parent
         await get_resource(parent_type, parent_accession, caller=caller, store=store)
         parent_filter = (parent_type.info.name, parent_accession)
-    return await store.list(
-        rtype, query, parent=parent_filter, viewer=caller.subject, admin=access.is_admin(caller)
-    )
+    return await store.list(rtype, query, parent=parent_filter, viewer=caller.subject, admin=access.is_admin(caller))
 
 
 # --- writing ------------------------------------------------------------------------------------------------
@@ -190,7 +184,7 @@ async def insert_new(
         accession = await store.allocate_accession(rtype)
     else:
         await store.reserve_accession(rtype, accession)
-    body = {**body, "accession": accession}
+    body = {"accession": accession, **{k: v for k, v in body.items() if k != "accession"}}
     if not alias:
         body["alias"] = accession
     stamp = now()
@@ -225,9 +219,7 @@ async def replace_resource(
         if if_match is not None:
             raise StaleVersion(f"no {rtype.info.name} {accession!r} to match If-Match against")
         if not OUR_ACCESSION.match(accession) or not accession.startswith(rtype.info.prefix):
-            raise BadRequest(
-                f"{accession!r} is not a {rtype.info.name} accession ({rtype.info.prefix}NNNNNN)"
-            )
+            raise BadRequest(f"{accession!r} is not a {rtype.info.name} accession ({rtype.info.prefix}NNNNNN)")
         body, visibility = _split_meta(raw, rtype)
         body.pop("accession", None)
         validated = await validate(body, rtype)
@@ -278,9 +270,7 @@ async def _update(
     if_match: str | None,
 ) -> Resource:
     rtype = current.rtype
-    access.check_change(
-        caller, current, project=await _project_of(rtype, current.body, current.parents, store)
-    )
+    access.check_change(caller, current, project=await _project_of(rtype, current.body, current.parents, store))
     _check_if_match(current, if_match)
     body = {**body, "accession": current.accession}
     body.setdefault("alias", current.alias)
@@ -314,9 +304,7 @@ async def delete_resource(
     current = await store.get(rtype, accession)
     if current is None:
         raise NotFound(f"no {rtype.info.name} {accession!r}")
-    access.check_change(
-        caller, current, project=await _project_of(rtype, current.body, current.parents, store)
-    )
+    access.check_change(caller, current, project=await _project_of(rtype, current.body, current.parents, store))
     _check_if_match(current, if_match)
     children = await store.count_children(rtype, accession)
     if children:
@@ -357,9 +345,7 @@ async def get_review(review_id: str, *, caller: Caller, store: ResourceStore) ->
     return review
 
 
-async def decide_review(
-    review_id: str, decision: ReviewDecision, *, caller: Caller, store: ResourceStore
-) -> Review:
+async def decide_review(review_id: str, decision: ReviewDecision, *, caller: Caller, store: ResourceStore) -> Review:
     access.check_reviewer(caller)
     review = await store.get_review(review_id)
     if review is None:
@@ -476,16 +462,10 @@ def _ref(body: dict[str, Any], *path: str) -> str | None:
 def _refs(body: dict[str, Any], key: str) -> list[str]:
     value = body.get(key) or []
     items = value if isinstance(value, list) else [value]
-    return [
-        item["accession"]
-        for item in items
-        if isinstance(item, dict) and isinstance(item.get("accession"), str)
-    ]
+    return [item["accession"] for item in items if isinstance(item, dict) and isinstance(item.get("accession"), str)]
 
 
-async def _ours(
-    rtype: ResourceType, accession: str | None, field: str, store: ResourceStore
-) -> Resource | None:
+async def _ours(rtype: ResourceType, accession: str | None, field: str, store: ResourceStore) -> Resource | None:
     """The referenced resource when the accession is one of ours; 400 when it is ours but unknown."""
     if not accession or not OUR_ACCESSION.match(accession):
         return None
@@ -517,9 +497,7 @@ async def _resolve_parents(
             return Parents(study=parent[1])
         return current or Parents()
     if rtype is ResourceType.EXPERIMENT:
-        study = await _ours(
-            ResourceType.STUDY, _ref(body, "study_ref", "accession"), "study_ref.accession", store
-        )
+        study = await _ours(ResourceType.STUDY, _ref(body, "study_ref", "accession"), "study_ref.accession", store)
         sample = await _ours(
             ResourceType.SAMPLE,
             _ref(body, "design", "sample_descriptor", "accession"),
@@ -540,9 +518,7 @@ async def _resolve_parents(
             study=experiment.parents.study, sample=experiment.parents.sample, experiment=experiment.accession
         )
     if rtype is ResourceType.ANALYSIS:
-        study = await _ours(
-            ResourceType.STUDY, _ref(body, "study_ref", "accession"), "study_ref.accession", store
-        )
+        study = await _ours(ResourceType.STUDY, _ref(body, "study_ref", "accession"), "study_ref.accession", store)
         return Parents(
             study=study.accession if study else None,
             samples=tuple(a for a in _refs(body, "sample_ref") if OUR_ACCESSION.match(a)),
@@ -551,9 +527,7 @@ async def _resolve_parents(
     return current or Parents()
 
 
-async def _project_of(
-    rtype: ResourceType, body: dict[str, Any], parents: Parents, store: ResourceStore
-) -> str | None:
+async def _project_of(rtype: ResourceType, body: dict[str, Any], parents: Parents, store: ResourceStore) -> str | None:
     """The project id a ``project:<id>:write`` scope names: the alias of the owning study."""
     if rtype is ResourceType.STUDY:
         alias = body.get("alias")

@@ -56,9 +56,7 @@ def parse_xml(data: bytes) -> ET.Element:
     if len(data) > MAX_DOCUMENT_BYTES:
         raise InvalidDocument(f"XML document larger than {MAX_DOCUMENT_BYTES} bytes")
     try:
-        root: ET.Element = SafeET.fromstring(
-            data, forbid_dtd=True, forbid_entities=True, forbid_external=True
-        )
+        root: ET.Element = SafeET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except defusedxml.DefusedXmlException as exc:
         reason = f"XML refused: {type(exc).__name__} (DTDs and entities are not allowed)"
         raise InvalidDocument(reason) from exc
@@ -128,13 +126,22 @@ def _encode(body: dict[str, Any], rtype: ResourceType) -> ET.Element:
     if not isinstance(body, dict):
         raise InvalidDocument(f"a {rtype.info.name} must be a JSON object")
     schema: Any = schema_for(rtype)
-    set_dict = {rtype.info.tag: [from_gmi(body, _child_element(schema, rtype))]}
+    unknown: list[str] = []
+    element_dict = from_gmi(body, _child_element(schema, rtype), unknown=unknown)
+    set_dict = {rtype.info.tag: [element_dict]}
     element, errors = schema.encode(set_dict, path=rtype.info.set_tag, validation="lax")
-    field_errors = [_field_error(rtype, err) for err in errors]
+    field_errors = [_unknown_field(rtype, name) for name in unknown]
+    field_errors += [_field_error(rtype, err) for err in errors]
     if field_errors:
         raise InvalidDocument(f"{rtype.info.name} is not valid against {rtype.info.xsd}", field_errors)
     result: ET.Element = element
     return result
+
+
+def _unknown_field(rtype: ResourceType, dotted: str) -> FieldError:
+    *parents, key = dotted.split(".")
+    path = "/".join([f"/{rtype.info.set_tag}", rtype.info.tag, *(p.upper() for p in parents), key])
+    return FieldError(path=path, field=dotted, reason=f"unknown property {key!r} (not in {rtype.info.xsd})")
 
 
 def _child_element(schema: xmlschema.XMLSchema10, rtype: ResourceType) -> XsdElement:
@@ -182,10 +189,14 @@ def to_gmi(value: Any) -> Any:
     return out
 
 
-def from_gmi(value: Any, xsd_element: XsdElement | None) -> Any:
-    """GMI JSON -> xmlschema dict, using the schema to tell attributes from children and to order them."""
+def from_gmi(value: Any, xsd_element: XsdElement | None, *, unknown: list[str] | None = None, where: str = "") -> Any:
+    """GMI JSON -> xmlschema dict, using the schema to tell attributes from children and to order them.
+
+    Keys the schema does not know are left out and reported in ``unknown`` (dotted JSON paths) when given,
+    else kept (upper-cased) so that validation names them.
+    """
     if isinstance(value, list):
-        return [from_gmi(item, xsd_element) for item in value]
+        return [from_gmi(item, xsd_element, unknown=unknown, where=where) for item in value]
     if not isinstance(value, dict) or xsd_element is None:
         return value
     xsd_type = xsd_element.type
@@ -199,10 +210,13 @@ def from_gmi(value: Any, xsd_element: XsdElement | None) -> Any:
             out["$"] = item
     for tag, child in children.items():  # then children, in the schema's order
         if tag.lower() in value:
-            out[tag] = from_gmi(value[tag.lower()], child)
-    for key, item in value.items():  # unknown keys stay visible so validation names them
+            out[tag] = from_gmi(value[tag.lower()], child, unknown=unknown, where=f"{where}{tag.lower()}.")
+    for key, item in value.items():
         if key not in attributes and key != TEXT_KEY and key.upper() not in children:
-            out[key.upper()] = item
+            if unknown is None:
+                out[key.upper()] = item
+            else:
+                unknown.append(f"{where}{key}")
     return out
 
 

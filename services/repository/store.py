@@ -116,13 +116,9 @@ class MongoResourceStore:
                 await self._coll(resource.rtype).insert_one(doc, session=session)
                 await self._add_events(events, session)
         except DuplicateKeyError as exc:
-            raise AliasTaken(
-                f"you already have a {resource.rtype.info.name} with alias {resource.alias!r}"
-            ) from exc
+            raise AliasTaken(f"you already have a {resource.rtype.info.name} with alias {resource.alias!r}") from exc
 
-    async def replace(
-        self, resource: Resource, *, expected_version: int, events: Sequence[Event] = ()
-    ) -> None:
+    async def replace(self, resource: Resource, *, expected_version: int, events: Sequence[Event] = ()) -> None:
         doc = _to_doc(resource)
         doc.pop("_id")
         query = {"_id": resource.accession, "version": expected_version}
@@ -131,15 +127,11 @@ class MongoResourceStore:
                 result = await self._coll(resource.rtype).update_one(query, {"$set": doc})
             else:
                 async with self._outbox.transaction() as session:
-                    result = await self._coll(resource.rtype).update_one(
-                        query, {"$set": doc}, session=session
-                    )
+                    result = await self._coll(resource.rtype).update_one(query, {"$set": doc}, session=session)
                     if result.matched_count:
                         await self._add_events(events, session)
         except DuplicateKeyError as exc:
-            raise AliasTaken(
-                f"you already have a {resource.rtype.info.name} with alias {resource.alias!r}"
-            ) from exc
+            raise AliasTaken(f"you already have a {resource.rtype.info.name} with alias {resource.alias!r}") from exc
         if not result.matched_count:
             raise StaleVersion(f"{resource.accession} was changed by someone else; read it again")
 
@@ -202,9 +194,7 @@ class MongoResourceStore:
     async def replace_review(self, review: Review, *, expected_modified: datetime) -> None:
         doc = _review_doc(review)
         doc.pop("_id")
-        result = await self._db["reviews"].update_one(
-            {"_id": review.id, "modified": expected_modified}, {"$set": doc}
-        )
+        result = await self._db["reviews"].update_one({"_id": review.id, "modified": expected_modified}, {"$set": doc})
         if not result.matched_count:
             raise StaleVersion(f"review {review.id} was decided concurrently")
 

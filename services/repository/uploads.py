@@ -56,9 +56,7 @@ async def read_multipart(
     return body, stored
 
 
-async def _store_part(
-    part: BodyPartReader, prefix: str, files: LocalFileStore, *, taken: set[str]
-) -> DataFile:
+async def _store_part(part: BodyPartReader, prefix: str, files: LocalFileStore, *, taken: set[str]) -> DataFile:
     name = part.filename or ""
     if not SAFE_NAME.match(name):
         raise BadRequest(f"file part name {name[:80]!r} must be a plain file name (letters, digits, . _ -)")
