@@ -85,3 +85,26 @@ def admin(token_minter: TokenMinter) -> dict[str, str]:
 
 def basic(user: str, token: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()}
+
+
+@pytest.fixture
+def make_app_client(
+    aiohttp_client: Any, common_settings: CommonSettings, introspection_url: str
+) -> Callable[..., Awaitable[tuple[web.Application, Client]]]:
+    """Like `make_client`, also returning the repository app (to reach its bus and database)."""
+
+    async def make(common: CommonSettings | None = None, **overrides: Any) -> tuple[web.Application, Client]:
+        values: dict[str, Any] = {
+            "common": common or common_settings,
+            "review_types": "",
+            "introspection_url": introspection_url,
+            "introspection_client_id": INTROSPECTION_CLIENT[0],
+            "introspection_client_secret": INTROSPECTION_CLIENT[1],
+            "basic_cache_seconds": 0.0,
+        }
+        values.update(overrides)
+        app = create_app(RepositorySettings(**values))
+        client: Client = await aiohttp_client(root_app({"/repository": app}))
+        return app, client
+
+    return make

@@ -1,0 +1,196 @@
+"""Events in and out: a SamplesDemultiplexed event registers the run's tree once (delivered twice or thrice);
+an analysis created by multipart/mixed with a VCF is announced on RabbitMQ, and withdrawn when deleted."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from typing import Any
+
+import aio_pika
+import aiohttp
+
+from libs.common import keys as common_keys
+from libs.common.config import CommonSettings
+from libs.common.events import (
+    AnalysisPublished,
+    AnalysisWithdrawn,
+    DemultiplexedRunSummary,
+    DemultiplexedSample,
+    FastqFile,
+    SamplesDemultiplexed,
+    SamplesDemultiplexedData,
+    parse_event,
+)
+
+from .conftest import Client
+
+
+def demultiplexed(owner: str = "alice") -> SamplesDemultiplexed:
+    samples = [
+        DemultiplexedSample(
+            sample_id=f"S{i}",
+            sample_name=f"lib{i}",
+            sample_number=i,
+            project="PRJ-EV",
+            index="ACGTACGT",
+            index2=None,
+            lanes=[1, 2],
+            read_count=500,
+            base_count=75000,
+            q30_fraction=0.9,
+            files=[
+                FastqFile(
+                    read=r,
+                    lane=None,
+                    uri=f"store:demux/r1/lib{i}_S{i}_{r}_001.fastq.gz",
+                    size=10,
+                    sha256=hashlib.sha256(f"{i}{r}".encode()).hexdigest(),
+                    reads=500,
+                )
+                for r in ("R1", "R2")
+            ],
+        )
+        for i in (1, 2, 3)
+    ]
+    return SamplesDemultiplexed(
+        data=SamplesDemultiplexedData(
+            run_id="r1",
+            run_name="231123_A01234_0042_BHXXXXXX",
+            instrument="A01234",
+            flowcell="HXXXXXX",
+            project=None,
+            owner=owner,
+            output_root_uri="store:demux/r1/",
+            run=DemultiplexedRunSummary(
+                instrument_model="NovaSeq 6000", read_lengths=[151, 151], index_lengths=[8], paired=True
+            ),
+            samples=samples,
+            total_clusters_pf=1500,
+        )
+    )
+
+
+async def _eventually(check: Any, timeout: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.1)
+
+
+async def _aliases(client: Client, collection: str, headers: dict[str, str]) -> list[str]:
+    body = await (await client.get(f"/repository/{collection}?limit=200", headers=headers)).json()
+    return [r["alias"] for r in body["resources"]]
+
+
+async def test_samples_demultiplexed_builds_the_tree_once(make_app_client: Any, alice: dict[str, str]) -> None:
+    app, client = await make_app_client()
+    event = demultiplexed()
+    bus, inbox = app[common_keys.bus], app[common_keys.mongo_db]["inbox"]
+    await bus.publish(event)
+    await bus.publish(event)  # redelivery of the same event
+    await bus.publish(event.model_copy(update={"id": "another-id"}))  # the same facts under a new id
+
+    async def processed() -> bool:
+        return await inbox.count_documents({}) >= 2 and len(await _aliases(client, "runs", alice)) == 3
+
+    await _eventually(processed)
+    await asyncio.sleep(0.5)  # let any straggling delivery finish
+    assert await _aliases(client, "studies", alice) == ["PRJ-EV"]
+    assert sorted(await _aliases(client, "samples", alice)) == ["PRJ-EV:S1", "PRJ-EV:S2", "PRJ-EV:S3"]
+    assert len(await _aliases(client, "experiments", alice)) == 3
+    assert len(await _aliases(client, "runs", alice)) == 3
+    assert await _aliases(client, "runs", {}) == []  # private to the run's owner until released
+
+    runs = (await (await client.get("/repository/runs", headers=alice)).json())["resources"]
+    run = runs[0]
+    experiment_url = next(link["href"] for link in run["links"] if link["rel"].endswith("/study/sample/experiment"))
+    experiment_path = "/repository" + experiment_url.split("/repository", 1)[1]
+    experiment = await (await client.get(experiment_path, headers=alice)).json()
+    assert experiment["platform"] == {"illumina": {"instrument_model": "Illumina NovaSeq 6000"}}
+    assert {f["sha256"] for f in run["files"]} <= {f.sha256 for s in event.data.samples for f in s.files}
+    xml = await client.get(f"/repository/runs/{run['accession']}", headers={**alice, "Accept": "application/xml"})
+    assert b'checksum_method="SHA-256"' in await xml.read()
+
+
+VCF = (
+    b"##fileformat=VCFv4.2\n##contig=<ID=MT,length=16569>\n"
+    b"#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\nMT\t73\t.\tA\tG\t.\tPASS\t.\n"
+)
+ANALYSIS = {
+    "alias": "mt-calls",
+    "title": "chrMT calls",
+    "analysis_type": {"sequence_variation": {"assembly": {"standard": {"refname": "GRCh37"}}}},
+    "analysis_attributes": {
+        "analysis_attribute": [
+            {"tag": "access_level", "value": "PUBLIC"},
+            {"tag": "beacon_dataset_id", "value": "mt-test"},
+        ]
+    },
+}
+
+
+async def _next_event(queue: aio_pika.abc.AbstractQueue, timeout: float = 20.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        message = await queue.get(fail=False)
+        if message is not None:
+            await message.ack()
+            return parse_event(message.body)
+        assert asyncio.get_running_loop().time() < deadline, "no event arrived"
+        await asyncio.sleep(0.1)
+
+
+async def test_multipart_analysis_is_announced_on_rabbitmq(
+    make_app_client: Any, amqp_settings: CommonSettings, amqp_url: str, alice: dict[str, str]
+) -> None:
+    app, client = await make_app_client(common=amqp_settings)
+    with aiohttp.MultipartWriter("mixed") as body:
+        body.append_json(ANALYSIS)
+        part = body.append(VCF, {"Content-Type": "text/x-vcf"})
+        part.set_content_disposition("attachment", filename="calls.vcf")
+    created = await client.post("/repository/analyses", data=body, headers=alice)
+    assert created.status == 201, await created.text()
+    doc = await created.json()
+    assert doc["files"][0]["sha256"] == hashlib.sha256(VCF).hexdigest()
+    assert doc["files"][0]["size"] == len(VCF)
+    data_url = doc["files"][0]["href"].split(str(client.make_url("")).rstrip("/"))[-1]
+    assert await (await client.get(data_url)).read() == VCF
+    xml = await (
+        await client.get(f"/repository/analyses/{doc['accession']}", headers={"Accept": "application/xml"})
+    ).read()
+    assert hashlib.md5(VCF, usedforsecurity=False).hexdigest().encode() in xml
+
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(f"{amqp_settings.bus_queue_prefix}beacon.analyses", passive=True)
+        published = await _next_event(queue)
+        assert isinstance(published, AnalysisPublished)
+        assert published.data.analysis_accession == doc["accession"]
+        assert published.data.dataset_id == "mt-test" and published.data.assembly == "GRCh37"
+        assert published.data.files[0].sha256 == hashlib.sha256(VCF).hexdigest()
+        assert app[common_keys.files].path(published.data.files[0].uri).read_bytes() == VCF
+
+        deleted = await client.delete(f"/repository/analyses/{doc['accession']}", headers=alice)
+        assert deleted.status == 200
+        withdrawn = await _next_event(queue)
+        assert isinstance(withdrawn, AnalysisWithdrawn) and withdrawn.data.reason == "deleted"
+    finally:
+        await connection.close()
+
+
+async def test_multipart_with_bad_metadata_stores_nothing(
+    make_app_client: Any, common_settings: CommonSettings, alice: dict[str, str]
+) -> None:
+    app, client = await make_app_client()
+    with aiohttp.MultipartWriter("mixed") as body:
+        body.append_json({**ANALYSIS, "analysis_type": {"no_such_type": {}}})
+        part = body.append(VCF, {"Content-Type": "text/x-vcf"})
+        part.set_content_disposition("attachment", filename="calls.vcf")
+    response = await client.post("/repository/analyses", data=body, headers=alice)
+    assert response.status == 400
+    assert "analysis_type.no_such_type" in json.dumps(await response.json())
+    stored = [p for p in common_settings.files_root.rglob("*") if p.is_file()]
+    assert stored == []
