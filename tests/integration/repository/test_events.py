@@ -184,7 +184,7 @@ async def test_multipart_analysis_is_announced_on_rabbitmq(
 async def test_multipart_with_bad_metadata_stores_nothing(
     make_app_client: Any, common_settings: CommonSettings, alice: dict[str, str]
 ) -> None:
-    app, client = await make_app_client()
+    _app, client = await make_app_client()
     with aiohttp.MultipartWriter("mixed") as body:
         body.append_json({**ANALYSIS, "analysis_type": {"no_such_type": {}}})
         part = body.append(VCF, {"Content-Type": "text/x-vcf"})
