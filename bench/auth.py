@@ -168,36 +168,53 @@ class CachingTokenVerifier(TokenVerifier):
         return principal
 
 
-async def request_overhead(seconds: float, concurrency: int, cached: bool = False) -> tuple[float, float]:
-    minter = TokenMinter()
-    settings = CommonSettings(auth_jwks=minter.jwks, auth_issuer=minter.issuer, auth_audience=minter.audience)
-
+async def _serve(verifier: TokenVerifier) -> tuple[str, web.AppRunner]:
     async def hello(request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
     app = web.Application(middlewares=[auth_middleware])
-    app[common_keys.verifier] = (CachingTokenVerifier if cached else TokenVerifier)(settings.auth)
+    app[common_keys.verifier] = verifier
     app.router.add_get("/", hello)
     port = platform.free_port()
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    url = f"http://127.0.0.1:{port}/"
+    return f"http://127.0.0.1:{port}/", runner
+
+
+async def request_overhead(seconds: float, concurrency: int, rounds: int = 10) -> dict[str, float]:
+    """Median req/s of a trivial handler: anonymous, bearer (TokenVerifier), bearer (CachingTokenVerifier),
+    measured in alternating short rounds so the machine's noise hits all three alike; plus the median of the
+    per-round ratios."""
+    minter = TokenMinter()
+    settings = CommonSettings(auth_jwks=minter.jwks, auth_issuer=minter.issuer, auth_audience=minter.audience)
+    plain_url, plain = await _serve(TokenVerifier(settings.auth))
+    cached_url, cached = await _serve(CachingTokenVerifier(settings.auth))
     bearer = {"Authorization": f"Bearer {minter.mint('bench', 'repository:read', expires_in=3600)}"}
+    runs: dict[str, list[float]] = {"anonymous": [], "bearer": [], "cached": []}
     try:
         async with aiohttp.ClientSession() as http:
-            await _http_rate(http, 0.5, concurrency, lambda h: h.get(url))
-            rounds: dict[str, list[float]] = {"anonymous": [], "bearer": []}
-            for _ in range(3):  # interleave to share the machine's noise fairly
-                rounds["anonymous"].append(
-                    await _http_rate(http, seconds / 3, concurrency, lambda h: h.get(url))
+            await _http_rate(http, 0.5, concurrency, lambda h: h.get(plain_url))
+            for _ in range(rounds):
+                step = seconds / rounds
+                runs["anonymous"].append(await _http_rate(http, step, concurrency, lambda h: h.get(plain_url)))
+                runs["bearer"].append(
+                    await _http_rate(http, step, concurrency, lambda h: h.get(plain_url, headers=bearer))
                 )
-                rounds["bearer"].append(
-                    await _http_rate(http, seconds / 3, concurrency, lambda h: h.get(url, headers=bearer))
+                runs["cached"].append(
+                    await _http_rate(http, step, concurrency, lambda h: h.get(cached_url, headers=bearer))
                 )
     finally:
-        await runner.cleanup()
-    return statistics.median(rounds["bearer"]), statistics.median(rounds["anonymous"])
+        await plain.cleanup()
+        await cached.cleanup()
+    result = {k: statistics.median(v) for k, v in runs.items()}
+    result["bearer_overhead"] = statistics.median(
+        a / b - 1 for a, b in zip(runs["anonymous"], runs["bearer"], strict=True)
+    )
+    result["cached_overhead"] = statistics.median(
+        a / b - 1 for a, b in zip(runs["anonymous"], runs["cached"], strict=True)
+    )
+    return result
 
 
 async def main() -> None:
@@ -218,9 +235,7 @@ async def main() -> None:
             process.terminate()
             process.wait(20)
     verify_us, bare_us = await verification(args.seconds)
-    with_token, anonymous = await request_overhead(args.seconds, args.concurrency)
-    per_request_us = 1e6 / with_token - 1e6 / anonymous
-    cached_token, cached_anonymous = await request_overhead(args.seconds, args.concurrency, cached=True)
+    overhead = await request_overhead(args.seconds * 2, args.concurrency)
     print(
         f"issuance: {tokens:,.0f} client-credentials tokens/s over HTTP (concurrency {args.concurrency}); "
         f"baseline bare ES256 sign {signs:,.0f}/s; ratio {tokens / signs:.3f}"
@@ -230,14 +245,10 @@ async def main() -> None:
         f"decode {bare_us:,.1f} µs; ratio {verify_us / bare_us:.2f}"
     )
     print(
-        f"minimal request: {with_token:,.0f} req/s with a bearer token vs {anonymous:,.0f} req/s anonymous "
-        f"(same app); verification adds {(anonymous / with_token - 1) * 100:.1f}% "
-        f"({per_request_us:,.0f} µs per request)"
-    )
-    extra = (cached_anonymous / cached_token - 1) * 100
-    print(
-        f"minimal request, verified-token cache (proposed for libs/common): {cached_token:,.0f} req/s with a "
-        f"bearer token vs {cached_anonymous:,.0f} req/s anonymous; verification adds {extra:.1f}%"
+        f"minimal request (median of alternating rounds): anonymous {overhead['anonymous']:,.0f} req/s; "
+        f"bearer {overhead['bearer']:,.0f} req/s -> verification adds {overhead['bearer_overhead'] * 100:.1f}%; "
+        f"bearer with a verified-token cache (proposed for libs/common) {overhead['cached']:,.0f} req/s -> "
+        f"adds {overhead['cached_overhead'] * 100:.1f}%"
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,8 +80,8 @@ async def start_site(app: web.Application, port: int) -> web.AppRunner:
     return runner
 
 
-@pytest.fixture
-async def live_auth(common_settings: CommonSettings) -> AsyncIterator[LiveAuth]:
+@asynccontextmanager
+async def serve_auth(common_settings: CommonSettings) -> AsyncIterator[LiveAuth]:
     port = platform.free_port()
     base = f"http://127.0.0.1:{port}"
     issuer = f"{base}/auth"
@@ -112,14 +113,28 @@ async def live_auth(common_settings: CommonSettings) -> AsyncIterator[LiveAuth]:
             await runner.cleanup()
 
 
+@pytest.fixture
+async def live_auth(common_settings: CommonSettings) -> AsyncIterator[LiveAuth]:
+    """The auth service with the embedded bus."""
+    async with serve_auth(common_settings) as live:
+        yield live
+
+
+@pytest.fixture
+async def live_auth_amqp(amqp_settings: CommonSettings) -> AsyncIterator[LiveAuth]:
+    """The auth service publishing through RabbitMQ."""
+    async with serve_auth(amqp_settings) as live:
+        yield live
+
+
 @dataclass
 class Resource:
     url: str
     app: web.Application
 
 
-@pytest.fixture
-async def resource(live_auth: LiveAuth, common_settings: CommonSettings) -> AsyncIterator[Resource]:
+@asynccontextmanager
+async def serve_resource(live_auth: LiveAuth, common_settings: CommonSettings) -> AsyncIterator[Resource]:
     """Another seqhub service verifying tokens through libs/common, configured with only the JWKS URL."""
     common = common_settings.model_copy(
         update={
@@ -142,3 +157,15 @@ async def resource(live_auth: LiveAuth, common_settings: CommonSettings) -> Asyn
         yield Resource(url=f"http://127.0.0.1:{port}/whoami", app=app)
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def resource(live_auth: LiveAuth, common_settings: CommonSettings) -> AsyncIterator[Resource]:
+    async with serve_resource(live_auth, common_settings) as served:
+        yield served
+
+
+@pytest.fixture
+async def resource_amqp(live_auth_amqp: LiveAuth, amqp_settings: CommonSettings) -> AsyncIterator[Resource]:
+    async with serve_resource(live_auth_amqp, amqp_settings) as served:
+        yield served

@@ -235,6 +235,23 @@ async def test_revoked_access_token_is_denied_by_a_resource_service(live_auth: L
     assert status == 200  # RFC 7009 §2.2
 
 
+async def test_revocation_reaches_another_service_through_rabbitmq(
+    live_auth_amqp: LiveAuth, resource_amqp: Resource
+) -> None:
+    live = live_auth_amqp
+    client = await live.create_client(grant_types=["client_credentials"], scopes=["repository:read"])
+    auth = basic(client["client_id"], client["client_secret"])
+    _, token, _ = await _post(live, "/token", {"grant_type": "client_credentials"}, auth)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(resource_amqp.url, headers={"Authorization": f"Bearer {token['access_token']}"}) as r,
+    ):
+        assert r.status == 200
+    status, _, _ = await _post(live, "/revoke", {"token": token["access_token"]}, auth)
+    assert status == 200
+    assert await _denied_after_event(resource_amqp, token["access_token"])
+
+
 async def test_another_clients_token_cannot_be_revoked(live_auth: LiveAuth, resource: Resource) -> None:
     owner = await live_auth.create_client(grant_types=["client_credentials"], scopes=["repository:read"])
     other = await live_auth.create_client(grant_types=["client_credentials"], scopes=["repository:read"])
