@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 from libs.common import scopes
-from libs.common.errors import BadRequest, Conflict, NotFound
+from libs.common.errors import BadRequest, Conflict, Forbidden, NotFound
 from libs.common.events import TokenRevoked, TokenRevokedData
 from libs.common.passports import PASSPORT_CLAIM, VISA_CLAIM
 from services.auth import hashing
@@ -141,7 +141,21 @@ class Accounts:
     async def list_tokens(self, username: str) -> list[PersonalAccessToken]:
         return await self.store.list_pats(username)
 
-    async def revoke_token(self, token_id: str) -> None:
+    async def create_own_token(
+        self, username: str, token_scope: str, body: CreateToken
+    ) -> tuple[PersonalAccessToken, str]:
+        """A user's own token: never more than the scopes of the access token asking for it."""
+        if await self.store.get_user(username) is None:
+            raise Forbidden("only a signed-in user (not a client) can create personal access tokens")
+        extra = set(scopes.split_scopes(body.scope)) - set(scopes.split_scopes(token_scope))
+        if extra:
+            raise Forbidden(f"scope: your current token does not hold {' '.join(sorted(extra))}")
+        return await self.create_token(username, body)
+
+    async def revoke_token(self, token_id: str, *, owner: str | None = None) -> None:
+        """Revoke a personal access token (only the owner's, when `owner` is given)."""
+        if owner is not None and token_id not in {p.token_id for p in await self.store.list_pats(owner)}:
+            raise NotFound(f"no active personal access token {token_id!r}")
         pat = await self.store.revoke_pat(token_id, now=time.time())
         if pat is None:
             raise NotFound(f"no active personal access token {token_id!r}")

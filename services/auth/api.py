@@ -250,6 +250,32 @@ async def passport(request: web.Request) -> web.Response:
     )
 
 
+@routes.post("/me/tokens")
+async def create_own_token(request: web.Request) -> web.Response:
+    """A signed-in user creates a personal access token for themself, with at most their token's scopes."""
+    claims = await _bearer(request, None)
+    body = CreateToken.model_validate(await _json(request))
+    pat, value = await request.app[keys.accounts].create_own_token(
+        str(claims["sub"]), str(claims.get("scope", "")), body
+    )
+    view = {**pat.model_dump(exclude={"token_digest"}), "token": value}
+    return web.json_response(view, status=201, headers={"Cache-Control": "no-store"})
+
+
+@routes.get("/me/tokens")
+async def list_own_tokens(request: web.Request) -> web.Response:
+    claims = await _bearer(request, None)
+    pats = await request.app[keys.accounts].list_tokens(str(claims["sub"]))
+    return web.json_response([p.model_dump(exclude={"token_digest"}) for p in pats])
+
+
+@routes.delete("/me/tokens/{token_id}")
+async def revoke_own_token(request: web.Request) -> web.Response:
+    claims = await _bearer(request, None)
+    await request.app[keys.accounts].revoke_token(request.match_info["token_id"], owner=str(claims["sub"]))
+    return web.Response(status=204)
+
+
 @routes.post("/admin/users")
 async def create_user(request: web.Request) -> web.Response:
     await _bearer(request, "admin")
@@ -425,13 +451,13 @@ def _check_csrf(expected: str, form: _Form) -> None:
         raise Forbidden("the form was not sent by this site (CSRF check failed); reload the page")
 
 
-async def _bearer(request: web.Request, scope: str) -> dict[str, Any]:
+async def _bearer(request: web.Request, scope: str | None) -> dict[str, Any]:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         raise Unauthorized("a bearer token is required", headers={"WWW-Authenticate": 'Bearer realm="seqhub"'})
     claims = await _service(request).bearer_claims(value.strip())
-    if scope not in str(claims.get("scope", "")).split():
+    if scope is not None and scope not in str(claims.get("scope", "")).split():
         raise Forbidden(
             f"the token lacks the scope {scope}",
             headers={"WWW-Authenticate": f'Bearer realm="seqhub", error="insufficient_scope", scope="{scope}"'},

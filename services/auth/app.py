@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from services.auth.settings import AuthSettings
 from services.auth.store import INDEXES, AuthStore
 
 PREFIX = "/auth"
+log = logging.getLogger(__name__)
 OPENAPI = Path(__file__).with_name("openapi.yaml")
 
 
@@ -77,4 +79,19 @@ async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[keys.accounts] = accounts
     app[keys.service] = AuthService(store, server, holder, outbox, login=policy)
-    yield
+    reload = asyncio.create_task(_reload_keys(accounts, settings.key_reload_seconds), name="auth-key-reload")
+    try:
+        yield
+    finally:
+        reload.cancel()
+        await asyncio.gather(reload, return_exceptions=True)
+
+
+async def _reload_keys(accounts: Accounts, every: float) -> None:
+    """Pick up key rotations done by another replica (the rotated-in key is published before it signs)."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await accounts.load_keys()
+        except Exception:
+            log.warning("could not reload the signing keys; keeping the current ones", exc_info=True)

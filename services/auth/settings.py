@@ -33,6 +33,7 @@ class AuthSettings(BaseSettings):
     device_burst: int = Field(20, ge=1)
     key_prepublish_seconds: int = Field(600, ge=0, description="a rotated-in key is published this long first")
     key_keep_seconds: int = Field(7200, ge=0, description="a rotated-out key stays published this long")
+    key_reload_seconds: float = Field(60.0, gt=0, description="how often replicas reload the key ring")
     cli_client_id: str = Field("seqhub-cli", description="the public client `seqhub login` uses (created at start)")
     bootstrap_client_id: str | None = Field(None, description="a confidential admin client created at start")
     bootstrap_client_secret: SecretStr | None = None

@@ -278,3 +278,48 @@ async def test_expired_records_are_purged(live_auth: LiveAuth) -> None:
     assert (await live_auth.purge_expired(time.time()))["device_grants"] == 0
     far = time.time() + live_auth.settings.device_code_ttl + 3600
     assert (await live_auth.purge_expired(far))["device_grants"] == 1
+
+
+async def _user_token(live: LiveAuth, username: str, scope: str) -> str:
+    """A user's access token through the device grant (approved server-side for brevity)."""
+    cli = live.settings.cli_client_id
+    async with live.http.post(live.issuer + "/device_authorization", data={"client_id": cli, "scope": scope}) as r:
+        grant = await r.json()
+    service = live.app[keys.service]
+    user = await service.store.get_user(username)
+    assert user is not None
+    assert await service.device_decide(grant["user_code"], user, approved=True, chosen=scope.split())
+    async with live.http.post(
+        live.issuer + "/token",
+        data={
+            "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+            "device_code": grant["device_code"],
+            "client_id": cli,
+        },
+    ) as r:
+        return str((await r.json())["access_token"])
+
+
+async def test_users_manage_their_own_personal_access_tokens(live_auth: LiveAuth) -> None:
+    alice, _ = await live_auth.create_user()
+    bob, _ = await live_auth.create_user()
+    token = await _user_token(live_auth, alice, "repository:read")
+    status, created = await _json(live_auth, "POST", "/me/tokens", token, {"name": "cli", "scope": "repository:read"})
+    assert status == 201 and created["token"].startswith("shp_") and created["username"] == alice
+    status, problem = await _json(live_auth, "POST", "/me/tokens", token, {"name": "x", "scope": "repository:write"})
+    assert status == 403 and "repository:write" in problem["detail"]  # no escalation beyond the token
+    status, listed = await _json(live_auth, "GET", "/me/tokens", token)
+    assert [t["token_id"] for t in listed] == [created["token_id"]]
+    bob_token = await _user_token(live_auth, bob, "repository:read")
+    status, _ = await _json(live_auth, "DELETE", f"/me/tokens/{created['token_id']}", bob_token)
+    assert status == 404  # not bob's
+    status, _ = await _json(live_auth, "DELETE", f"/me/tokens/{created['token_id']}", token)
+    assert status == 204
+    status, _ = await _json(
+        live_auth,
+        "POST",
+        "/me/tokens",
+        await _client_token(live_auth, "repository:read"),
+        {"name": "svc", "scope": "repository:read"},
+    )
+    assert status == 403  # a client, not a person
