@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from libs.sdk.commands import admin, auth, beacon, demux, runs, simulate, upload
+from libs.sdk.commands import admin, auth, beacon, demux, repo, runs, simulate, upload
 
 DESCRIPTION = """seqhub — open genomic data platform client.
 
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.register(sub)
     demux.register(sub)
     beacon.register(sub)
+    repo.register(sub)
     admin.register(sub, extra=auth.register_admin)
     return parser
 
