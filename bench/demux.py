@@ -17,6 +17,7 @@ import argparse
 import gzip
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -33,6 +34,29 @@ from services.ingest.bcl import codecs
 from services.ingest.bcl.demux import DemuxOptions, run_demux
 from services.ingest.bcl.fastq import isal_level
 from services.ingest.bcl.simulate import simulate_run
+
+
+def _cli_peak_rss(run: Path, out: Path, threads: int) -> int:
+    """Peak RSS summed over the process tree of `seqhub demux` run as its own process (what a user sees)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "libs.sdk.commands.demux",
+        str(run),
+        "--out",
+        str(out),
+        "--threads",
+        str(threads),
+        "--quiet",
+    ]
+    proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1])
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss(proc.pid))
+        time.sleep(0.05)
+    if proc.returncode != 0:
+        raise SystemExit(f"seqhub demux failed with {proc.returncode}")
+    return peak
 
 
 def _tree_rss(pid: int) -> int:
@@ -112,6 +136,8 @@ def bench(fmt: str, clusters: int, threads: int, work: Path, repeat: int) -> dic
         peak = max(peak, rss.peak)
         if k < repeat - 1:
             shutil.rmtree(out)
+    cli_peak = _cli_peak_rss(run, work / f"cli_{fmt}", threads)
+    shutil.rmtree(work / f"cli_{fmt}")
     # floor: the same bytes, same library, same level, same number of processes
     inputs = sorted(str(p) for p in (run / "Data/Intensities/BaseCalls").rglob("*") if p.suffix in (".gz", ".cbcl"))
     plain = work / f"plain_{fmt}"
@@ -141,6 +167,7 @@ def bench(fmt: str, clusters: int, threads: int, work: Path, repeat: int) -> dic
         "floor_s": min(floor_times),
         "clusters": res.clusters,
         "peak_rss_mb": peak / 2**20,
+        "cli_peak_rss_mb": cli_peak / 2**20,
         "size_vs_zlib4": ours / z4,
         "fastq_mb": fastq_bytes / 2**20,
         "gz_mb": sum(f.size for f in res.files) / 2**20,
@@ -166,7 +193,7 @@ def main() -> None:
                 f"[{fmt}] demux {r['demux_s']:.2f} s = {cps:,.0f} clusters/s | floor (decompress input "
                 f"+ gzip same FASTQ, same lib/level, {a.threads} procs) {r['floor_s']:.2f} s = "
                 f"{floor_cps:,.0f} clusters/s | ratio {r['floor_s'] / r['demux_s']:.2f} | peak RSS (process "
-                f"tree) {r['peak_rss_mb']:.0f} MiB | FASTQ"
+                f"tree) {r['peak_rss_mb']:.0f} MiB in-bench, {r['cli_peak_rss_mb']:.0f} MiB as `seqhub demux` | FASTQ"
                 f" {r['fastq_mb']:.0f} MiB -> {r['gz_mb']:.0f} MiB gz,"
                 f" size vs zlib-4 {r['size_vs_zlib4']:.3f} | simulate {r['sim_s']:.1f} s"
             )
