@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import requests
+from aiohttp import web
 
 from libs.common.passports import ControlledAccessGrants, PassportVerifier, TrustedIssuer
 from services.auth import keys
@@ -323,3 +324,13 @@ async def test_users_manage_their_own_personal_access_tokens(live_auth: LiveAuth
         {"name": "svc", "scope": "repository:read"},
     )
     assert status == 403  # a client, not a person
+
+
+async def test_openapi_documents_every_route(live_auth: LiveAuth) -> None:
+    from services.auth import api
+
+    async with live_auth.http.get(live_auth.issuer + "/openapi.json") as r:
+        assert r.status == 200
+        documented = set((await r.json())["paths"])
+    served = {route.path for route in api.routes if isinstance(route, web.RouteDef)}
+    assert served - documented <= {"/jwks", "/signed-in"}, served - documented
