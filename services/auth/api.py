@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 
-from libs.common.errors import BadRequest, Forbidden, Locked, Unauthorized
+from libs.common.errors import BadRequest, Forbidden, Locked, NotFound, Unauthorized
 from services.auth import keys, metrics, pages
 from services.auth.hashing import new_token
 from services.auth.models import CreateClient, CreateToken, CreateUser, GrantVisa, User
@@ -273,6 +273,23 @@ async def list_own_tokens(request: web.Request) -> web.Response:
 async def revoke_own_token(request: web.Request) -> web.Response:
     claims = await _bearer(request, None)
     await request.app[keys.accounts].revoke_token(request.match_info["token_id"], owner=str(claims["sub"]))
+    return web.Response(status=204)
+
+
+@routes.get("/me/consents")
+async def list_own_consents(request: web.Request) -> web.Response:
+    """The apps I allowed, and what I allowed them (remembered consents)."""
+    claims = await _bearer(request, None)
+    consents = await _service(request).store.list_consents(str(claims["sub"]))
+    return web.json_response([{"client_id": client_id, "scopes": granted} for client_id, granted in consents])
+
+
+@routes.delete("/me/consents/{client_id}")
+async def revoke_own_consent(request: web.Request) -> web.Response:
+    """Forget a remembered consent: the app must ask again (tokens already issued keep their lifetime)."""
+    claims = await _bearer(request, None)
+    if not await _service(request).store.revoke_consent(str(claims["sub"]), request.match_info["client_id"]):
+        raise NotFound(f"no remembered consent for client {request.match_info['client_id']!r}")
     return web.Response(status=204)
 
 

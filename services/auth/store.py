@@ -253,6 +253,10 @@ class AuthStore:
             upsert=True,
         )
 
+    async def list_consents(self, username: str) -> list[tuple[str, list[str]]]:
+        cursor = self.db.consents.find({"username": username}).sort("client_id", ASCENDING)
+        return [(d["client_id"], sorted(d["scopes"])) async for d in cursor]
+
     async def revoke_consent(self, username: str, client_id: str) -> bool:
         result = await self.db.consents.delete_one({"_id": f"{username}\x1f{client_id}"})
         return result.deleted_count == 1

@@ -192,6 +192,30 @@ async def test_remembered_consent_skips_the_consent_page(live_auth: LiveAuth) ->
     assert "code=" in first
     assert second.status_code == 302 and "code=" in second.headers["Location"]  # no consent page this time
 
+    # the user forgets the consent: the next authorization asks again
+    service = live_auth.app[keys.service]
+    user = await service.store.get_user(username)
+    assert user is not None
+    cli = live_auth.settings.cli_client_id
+    async with live_auth.http.post(live_auth.issuer + "/device_authorization", data={"client_id": cli}) as r:
+        grant = await r.json()
+    assert await service.device_decide(grant["user_code"], user, approved=True, chosen=[])
+    async with live_auth.http.post(
+        live_auth.issuer + "/token", data={"grant_type": DEVICE, "device_code": grant["device_code"], "client_id": cli}
+    ) as r:
+        user_token = (await r.json())["access_token"]
+    bearer = {"Authorization": f"Bearer {user_token}"}
+    async with live_auth.http.get(live_auth.issuer + "/me/consents", headers=bearer) as r:
+        assert await r.json() == [{"client_id": client["client_id"], "scopes": ["project:P1:read"]}]
+    async with live_auth.http.delete(live_auth.issuer + f"/me/consents/{client['client_id']}", headers=bearer) as r:
+        assert r.status == 204
+
+    def third() -> requests.Response:
+        browser = FormBrowser(live_auth.issuer)
+        return browser.submit(browser.open(url), {"username": username, "password": password})
+
+    assert "wants access" in (await asyncio.to_thread(third)).text
+
 
 async def test_device_flow_polling_with_oauthlib_device_client(live_auth: LiveAuth, resource: Resource) -> None:
     username, password = await live_auth.create_user()
