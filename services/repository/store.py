@@ -18,6 +18,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from libs.common.errors import ServiceUnavailable
 from libs.common.events import Event
 from libs.common.outbox import Outbox
 
@@ -86,11 +87,18 @@ class MongoResourceStore:
         return self._db[rtype.info.collection]
 
     async def allocate_accession(self, rtype: ResourceType) -> str:
-        doc = await self._db["counters"].find_one_and_update(
-            {"_id": rtype.info.name}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER
-        )
-        assert doc is not None
-        return format_accession(rtype, int(doc["seq"]))
+        # Concurrent first upserts of a counter can collide (duplicate key, or no document returned by some
+        # servers); the counter exists after the first success, so a retry is a plain atomic $inc.
+        for _ in range(5):
+            try:
+                doc = await self._db["counters"].find_one_and_update(
+                    {"_id": rtype.info.name}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+                )
+            except DuplicateKeyError:
+                continue
+            if doc is not None:
+                return format_accession(rtype, int(doc["seq"]))
+        raise ServiceUnavailable("could not allocate an accession; retry")
 
     async def reserve_accession(self, rtype: ResourceType, accession: str) -> None:
         """PUT-create at an explicit accession: later allocations must never mint it again."""
