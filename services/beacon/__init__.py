@@ -1,1 +1,1 @@
-"""seqhub beacon service: GA4GH Beacon v1 on its own variant index, with access tiers, passports and a beacon network."""
+"""seqhub beacon service: GA4GH Beacon v1 on its own variant index, access tiers, passports and a beacon network."""

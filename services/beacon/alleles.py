@@ -107,9 +107,7 @@ class AlleleCodec:
             value |= _BASE_CODE[base] << shift
         return mask, value
 
-    def matches(
-        self, keys: npt.NDArray[np.unsignedinteger], pattern: str, side: list[str]
-    ) -> npt.NDArray[np.bool_]:
+    def matches(self, keys: npt.NDArray[np.unsignedinteger], pattern: str, side: list[str]) -> npt.NDArray[np.bool_]:
         """Rows whose allele matches ``pattern`` (``[ACGTN]+``, N = one base, anchored at both ends)."""
         result = np.zeros(keys.shape, dtype=bool)
         mv = self.mask_value(pattern)

@@ -47,9 +47,7 @@ def access_of(request: web.Request) -> service.Access:
     if not principal.authenticated:
         return service.ANONYMOUS_ACCESS
     settings = request.app[keys.settings]
-    scoped = frozenset(
-        s.removeprefix("beacon:dataset:") for s in principal.scopes if s.startswith("beacon:dataset:")
-    )
+    scoped = frozenset(s.removeprefix("beacon:dataset:") for s in principal.scopes if s.startswith("beacon:dataset:"))
     visas = principal.claims.get(PASSPORT_CLAIM)
     verified = None
     if isinstance(visas, list) and visas:
@@ -86,9 +84,7 @@ async def parse_query(request: web.Request) -> AlleleRequest:
 @routes.get("/")
 async def beacon_info(request: web.Request) -> web.Response:
     app = request.app
-    info = service.describe(
-        app[keys.identity], datasets=app[keys.catalog].snapshot(), access=access_of(request)
-    )
+    info = service.describe(app[keys.identity], datasets=app[keys.catalog].snapshot(), access=access_of(request))
     return _json(info)
 
 

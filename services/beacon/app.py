@@ -73,22 +73,29 @@ async def _beacon_ctx(app: web.Application) -> AsyncIterator[None]:
     await asyncio.to_thread(settings.index_root().mkdir, parents=True, exist_ok=True)
     catalog = app[keys.catalog]
     await service.refresh(root=settings.index_root(), store=store, catalog=catalog)
-    task = asyncio.create_task(_refresh_forever(app), name="beacon-refresh")
+    stop = asyncio.Event()
+    task = asyncio.create_task(_refresh_forever(app, stop), name="beacon-refresh")
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # Stop by event, not by cancel alone: a cancellation landing inside a pymongo call can come back
+        # as an ordinary error, which the loop would log and carry on from.
+        stop.set()
+        done, _ = await asyncio.wait({task}, timeout=10)
+        if not done:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
-async def _refresh_forever(app: web.Application) -> None:
+async def _refresh_forever(app: web.Application, stop: asyncio.Event) -> None:
     settings = app[keys.settings]
-    while True:
-        await asyncio.sleep(settings.refresh_seconds)
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), settings.refresh_seconds)
+        if stop.is_set():
+            return
         try:
-            await service.refresh(
-                root=settings.index_root(), store=app[keys.dataset_store], catalog=app[keys.catalog]
-            )
+            await service.refresh(root=settings.index_root(), store=app[keys.dataset_store], catalog=app[keys.catalog])
         except Exception:
             log.warning("could not refresh the live datasets; will retry", exc_info=True)

@@ -41,6 +41,7 @@ from .alleles import (
     VARIANT_TYPES,
 )
 from .vcf import AlleleRow, VcfSummary, read_alleles
+from .vcf_fast import FastBatch
 
 MISSING: Final = np.uint32(0xFFFFFFFF)
 COLUMNS: Final[dict[str, type[np.generic]]] = {
@@ -76,6 +77,7 @@ class _ChromBuffer:
     af: array[float] = field(default_factory=lambda: array("d"))
     vtype: array[int] = field(default_factory=lambda: array("B"))
     mate: array[int] = field(default_factory=lambda: array("B"))
+    batches: list[FastBatch] = field(default_factory=list)
     side_ref: list[str] = field(default_factory=list)
     side_alt: list[str] = field(default_factory=list)
     _side_ref_ix: dict[str, int] = field(default_factory=dict)
@@ -84,12 +86,8 @@ class _ChromBuffer:
     def add(self, row: AlleleRow) -> None:
         self.start.append(min(row.start, _MAX_POS))
         self.end.append(min(max(row.end, 0), _MAX_POS))
-        self.ref.append(
-            _key(REF_CODEC.pack(row.ref), row.ref, self.side_ref, self._side_ref_ix, REF_CODEC.side_key)
-        )
-        self.alt.append(
-            _key(ALT_CODEC.pack(row.alt), row.alt, self.side_alt, self._side_alt_ix, ALT_CODEC.side_key)
-        )
+        self.ref.append(_key(REF_CODEC.pack(row.ref), row.ref, self.side_ref, self._side_ref_ix, REF_CODEC.side_key))
+        self.alt.append(_key(ALT_CODEC.pack(row.alt), row.alt, self.side_alt, self._side_alt_ix, ALT_CODEC.side_key))
         self.ac.append(_count(row.ac))
         self.an.append(_count(row.an))
         self.sc.append(_count(row.samples_with_allele))
@@ -98,7 +96,28 @@ class _ChromBuffer:
         self.mate.append(CHROMOSOME_CODE[row.mate] if row.mate is not None else NO_MATE)
 
     def __len__(self) -> int:
-        return len(self.start)
+        return len(self.start) + sum(int(b.start.size) for b in self.batches)
+
+    def column(self, name: str, dtype: type[np.generic]) -> npt.NDArray[Any]:
+        raw = getattr(self, name)
+        parts = [np.frombuffer(raw, dtype=_ARRAY_DTYPES[raw.typecode]).astype(dtype)]
+        parts += [_batch_column(b, name).astype(dtype) for b in self.batches]
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def _batch_column(b: FastBatch, name: str) -> npt.NDArray[Any]:
+    n = b.start.size
+    if name in ("start", "end", "ref", "alt", "vtype"):
+        column: npt.NDArray[Any] = getattr(b, name)
+        return column
+    if name in ("ac", "an"):
+        return np.minimum(b.ac if name == "ac" else b.an, int(MISSING) - 1)
+    if name == "af":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(b.an > 0, b.ac / np.maximum(b.an, 1), np.nan)
+    if name == "sc":
+        return np.full(n, MISSING, dtype=np.uint32)
+    return np.full(n, NO_MATE, dtype=np.uint8)  # mate
 
 
 def _key(packed: int | None, allele: str, side: list[str], ix: dict[str, int], side_key: Any) -> int:
@@ -191,23 +210,25 @@ def build_version(root: Path, dataset_id: str, vcf: Path, *, activate: bool = Tr
     return result
 
 
-def _collect(rows: Iterable[AlleleRow]) -> dict[str, _ChromBuffer]:
+def _collect(rows: Iterable[AlleleRow | FastBatch]) -> dict[str, _ChromBuffer]:
     buffers: dict[str, _ChromBuffer] = {}
     for row in rows:
         buf = buffers.get(row.chrom)
         if buf is None:
             buf = buffers[row.chrom] = _ChromBuffer()
-        buf.add(row)
+        if isinstance(row, FastBatch):
+            buf.batches.append(row)
+        else:
+            buf.add(row)
     return buffers
 
 
 def _write_chrom(directory: Path, chrom: str, buf: _ChromBuffer) -> int:
-    starts = np.frombuffer(buf.start, dtype=np.int64).astype(np.int32)
-    order = np.argsort(starts, kind="stable")
+    starts = buf.column("start", np.int32)
+    order = None if bool((starts[1:] >= starts[:-1]).all()) else np.argsort(starts, kind="stable")
     for name, dtype in COLUMNS.items():
-        raw = getattr(buf, name)
-        source = np.frombuffer(raw, dtype=_ARRAY_DTYPES[raw.typecode])
-        np.save(directory / f"{chrom}.{name}.npy", source.astype(dtype)[order])
+        values = starts if name == "start" else buf.column(name, dtype)
+        np.save(directory / f"{chrom}.{name}.npy", values if order is None else values[order])
     _write_json(directory / f"{chrom}.side.json", {"ref": buf.side_ref, "alt": buf.side_alt})
     return len(buf)
 
@@ -285,7 +306,8 @@ def open_version(root: Path, dataset_id: str, version: str) -> DatasetIndex:
     for chrom in manifest["chromosomes"]:
         if chrom not in CHROMOSOME_CODE:
             continue
-        arrays = {name: np.load(directory / f"{chrom}.{name}.npy", mmap_mode="r") for name in COLUMNS}
+        # Plain ndarray views of the mappings: the np.memmap subclass adds Python overhead to every slice.
+        arrays = {name: np.load(directory / f"{chrom}.{name}.npy", mmap_mode="r").view(np.ndarray) for name in COLUMNS}
         side = json.loads((directory / f"{chrom}.side.json").read_text())
         chromosomes[chrom] = ChromColumns(**arrays, side_ref=side["ref"], side_alt=side["alt"])
     return DatasetIndex(dataset_id=dataset_id, version=version, manifest=manifest, chromosomes=chromosomes)

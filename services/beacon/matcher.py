@@ -26,6 +26,7 @@ from .index import MISSING, ChromColumns, DatasetIndex
 from .models import AlleleRequest
 
 MAX_REPORTED_ALLELES: Final = 10
+_MAX_POS: Final = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,9 @@ def _position_slice(cols: ChromColumns, q: AlleleRequest) -> tuple[int, int]:
     else:
         assert q.startMin is not None and q.startMax is not None
         first, last = q.startMin, q.startMax
-    lo = int(np.searchsorted(cols.start, first, side="left"))
-    hi = int(np.searchsorted(cols.start, last, side="right"))
+    # Needles must have the column's dtype: a Python int would make numpy cast the whole column to int64.
+    lo = int(np.searchsorted(cols.start, np.int32(min(first, _MAX_POS)), side="left"))
+    hi = int(np.searchsorted(cols.start, np.int32(min(last, _MAX_POS)), side="right"))
     return lo, hi
 
 
@@ -84,9 +86,7 @@ def _filter(cols: ChromColumns, q: AlleleRequest, lo: int, hi: int) -> npt.NDArr
     return np.flatnonzero(keep) + lo
 
 
-def _summarise(
-    cols: ChromColumns, rows: npt.NDArray[np.intp], chrom: str, samples: int | None
-) -> DatasetMatch:
+def _summarise(cols: ChromColumns, rows: npt.NDArray[np.intp], chrom: str, samples: int | None) -> DatasetMatch:
     ac = cols.ac[rows]
     an = cols.an[rows]
     sc = cols.sc[rows]
@@ -106,12 +106,12 @@ def _summarise(
     )
 
 
-def _distinct_site_an(
-    cols: ChromColumns, rows: npt.NDArray[np.intp], an: npt.NDArray[np.uint32]
-) -> int | None:
+def _distinct_site_an(cols: ChromColumns, rows: npt.NDArray[np.intp], an: npt.NDArray[np.uint32]) -> int | None:
     """AN summed once per site: alleles split from one record share start, REF and AN."""
     if bool((an == MISSING).any()):
         return None
+    if rows.size == 1:
+        return int(an[0])
     sites = np.unique(
         np.stack([cols.start[rows].astype(np.int64), cols.ref[rows].astype(np.int64), an.astype(np.int64)]),
         axis=1,
@@ -119,9 +119,7 @@ def _distinct_site_an(
     return int(sites[2].sum())
 
 
-def _frequency(
-    cols: ChromColumns, rows: npt.NDArray[np.intp], ac: int | None, an: int | None
-) -> float | None:
+def _frequency(cols: ChromColumns, rows: npt.NDArray[np.intp], ac: int | None, an: int | None) -> float | None:
     if ac is not None and an:
         return min(1.0, ac / an)
     if rows.size == 1:

@@ -150,15 +150,11 @@ def _check_coordinates(values: Mapping[str, Any]) -> None:
     if "end" in values:
         raise InvalidQuery("start", "end requires start")
     if not brackets:
-        raise InvalidQuery(
-            "start", "Missing mandatory parameter start (or startMin, startMax, endMin, endMax)"
-        )
+        raise InvalidQuery("start", "Missing mandatory parameter start (or startMin, startMax, endMin, endMax)")
     needed = ("startMin", "startMax") if is_bnd and not {"endMin", "endMax"} & set(brackets) else BRACKETS
     for name in needed:
         if name not in values:
-            raise InvalidQuery(
-                name, f"Missing mandatory parameter {name}: bracket queries need {', '.join(needed)}"
-            )
+            raise InvalidQuery(name, f"Missing mandatory parameter {name}: bracket queries need {', '.join(needed)}")
     if values["startMin"] > values["startMax"]:
         raise InvalidQuery("startMin", "startMin must be less than or equal to startMax")
     if "endMin" in values and values["endMin"] > values["endMax"]:
@@ -181,7 +177,5 @@ def _include(value: Any) -> str:
     text = str(value).upper()
     text = _INCLUDE_ALIASES.get(text, text)
     if text not in ("ALL", "HIT", "MISS", "NONE"):
-        raise InvalidQuery(
-            "includeDatasetResponses", "includeDatasetResponses must be ALL, HIT, MISS or NONE"
-        )
+        raise InvalidQuery("includeDatasetResponses", "includeDatasetResponses must be ALL, HIT, MISS or NONE")
     return text

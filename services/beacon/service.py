@@ -128,9 +128,7 @@ async def _match(live: LiveDataset, req: AlleleRequest) -> DatasetMatch:
     return match(live.index, req, samples=live.meta.sampleCount or None)
 
 
-def select_datasets(
-    req: AlleleRequest, *, datasets: Mapping[str, LiveDataset], access: Access
-) -> list[LiveDataset]:
+def select_datasets(req: AlleleRequest, *, datasets: Mapping[str, LiveDataset], access: Access) -> list[LiveDataset]:
     echo = {"alleleRequest": req.model_dump(exclude_none=True)}
     wanted = req.assemblyId.casefold()
     if req.datasetIds:
@@ -141,8 +139,7 @@ def select_datasets(
         for live in candidates:
             if live.meta.assemblyId.casefold() != wanted:
                 raise InvalidRequest(
-                    f"assemblyId {req.assemblyId} does not match dataset {live.meta.id}"
-                    f" ({live.meta.assemblyId})",
+                    f"assemblyId {req.assemblyId} does not match dataset {live.meta.id} ({live.meta.assemblyId})",
                     extra=echo,
                 )
     else:

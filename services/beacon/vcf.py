@@ -16,8 +16,12 @@ from pathlib import Path
 from typing import TypeVar
 
 import pysam
+from isal import igzip as isal_gzip
 
 from .alleles import breakend_mate, classify, normalize_chromosome
+from .vcf_fast import FastBatch, parse_chunk
+
+CHUNK_BYTES = 16 << 20
 
 _N = TypeVar("_N", int, float)
 _SKIPPED_ALTS = frozenset({"*", "<*>", "<NON_REF>", "<X>", "."})
@@ -58,8 +62,8 @@ class _GenotypeStats:
     carriers: list[int]
 
 
-def read_alleles(path: Path, summary: VcfSummary) -> Iterator[AlleleRow]:
-    """Yield one row per ALT allele of every record on a served chromosome."""
+def read_alleles(path: Path, summary: VcfSummary) -> Iterator[AlleleRow | FastBatch]:
+    """Yield one row per ALT allele of every record on a served chromosome (or fast batches of them)."""
     try:
         with pysam.VariantFile(str(path)) as vf:
             summary.samples = len(vf.header.samples)
@@ -67,9 +71,58 @@ def read_alleles(path: Path, summary: VcfSummary) -> Iterator[AlleleRow]:
             if is_bcf:
                 yield from _bcf_rows(vf, summary)
                 return
+    except NotImplementedError:
+        raise VcfError(f"{path.name}: gzip but not BGZF; recompress with bgzip") from None
     except (OSError, ValueError) as exc:
         raise VcfError(f"{path.name}: not a readable VCF/BCF ({exc})") from exc
-    yield from _text_rows(path, summary)
+    if summary.samples:
+        yield from _text_rows(path, summary)
+    else:
+        yield from _fast_rows(path, summary)
+
+
+def _open_binary(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as fh:
+        magic = fh.read(2)
+    if magic == b"\x1f\x8b":
+        with isal_gzip.open(path, "rb") as raw:  # type: ignore[no-untyped-call]  # BGZF = multi-member gzip
+            while chunk := raw.read(CHUNK_BYTES):
+                yield chunk
+        return
+    with path.open("rb") as raw:
+        while chunk := raw.read(CHUNK_BYTES):
+            yield chunk
+
+
+def _complete_lines(path: Path) -> Iterator[bytes]:
+    """Chunks of whole data lines (header lines dropped), each ending with a newline."""
+    rest = b""
+    in_header = True
+    for chunk in _open_binary(path):
+        buf = rest + chunk
+        cut = buf.rfind(b"\n") + 1
+        buf, rest = buf[:cut], buf[cut:]
+        if in_header:
+            while buf.startswith(b"#"):
+                nl = buf.find(b"\n")
+                buf = buf[nl + 1 :]
+            in_header = not buf
+        if buf:
+            yield buf.replace(b"\r\n", b"\n")
+    if rest.strip() and not rest.startswith(b"#"):
+        yield rest + b"\n"
+
+
+def _fast_rows(path: Path, summary: VcfSummary) -> Iterator[AlleleRow | FastBatch]:
+    for text in _complete_lines(path):
+        result = parse_chunk(text)
+        summary.records += result.records
+        summary.skipped_contigs += result.skipped_contigs
+        for batch in result.batches:
+            summary.alleles += int(batch.start.size)
+            yield batch
+        for line in result.leftovers:
+            yield from _line_rows(line.decode(errors="replace"), "record", summary)
 
 
 def _open_text(path: Path) -> Iterator[str]:
@@ -94,22 +147,26 @@ def _text_rows(path: Path, summary: VcfSummary) -> Iterator[AlleleRow]:
     for lineno, line in enumerate(_open_text(path), start=1):
         if line.startswith("#") or not line.strip():
             continue
-        fields = line.rstrip("\r\n").split("\t")
-        if len(fields) < 8:
-            raise VcfError(f"{path.name}:{lineno}: expected at least 8 tab-separated columns")
-        chrom = normalize_chromosome(fields[0])
-        summary.records += 1
-        if chrom is None:
-            summary.skipped_contigs += 1
-            continue
-        try:
-            start = int(fields[1]) - 1
-        except ValueError:
-            raise VcfError(f"{path.name}:{lineno}: POS {fields[1]!r} is not an integer") from None
-        info = _parse_info(fields[7])
-        alts = fields[4].split(",")
-        gts = _text_genotypes(fields, len(alts)) if len(fields) > 9 else None
-        yield from _rows(chrom, start, fields[3].upper(), alts, info, gts, summary)
+        yield from _line_rows(line, f"line {lineno}", summary)
+
+
+def _line_rows(line: str, where: str, summary: VcfSummary) -> Iterator[AlleleRow]:
+    fields = line.rstrip("\r\n").split("\t")
+    if len(fields) < 8:
+        raise VcfError(f"{where}: expected at least 8 tab-separated columns, got {line[:60]!r}")
+    chrom = normalize_chromosome(fields[0])
+    summary.records += 1
+    if chrom is None:
+        summary.skipped_contigs += 1
+        return
+    try:
+        start = int(fields[1]) - 1
+    except ValueError:
+        raise VcfError(f"{where}: POS {fields[1][:20]!r} is not an integer") from None
+    info = _parse_info(fields[7])
+    alts = fields[4].split(",")
+    gts = _text_genotypes(fields, len(alts)) if len(fields) > 9 else None
+    yield from _rows(chrom, start, fields[3].upper(), alts, info, gts, summary)
 
 
 def _parse_info(text: str) -> dict[str, str]:
@@ -152,9 +209,7 @@ def _bcf_rows(vf: pysam.VariantFile, summary: VcfSummary) -> Iterator[AlleleRow]
             summary.skipped_contigs += 1
             continue
         info: dict[str, str] = {
-            k: _info_text(rec.info[k])
-            for k in ("AC", "AN", "AF", "END", "SVTYPE")
-            if k in keys and k in rec.info
+            k: _info_text(rec.info[k]) for k in ("AC", "AN", "AF", "END", "SVTYPE") if k in keys and k in rec.info
         }
         alts = list(rec.alts or ())
         gts = _bcf_genotypes(rec, len(alts)) if summary.samples else None

@@ -80,9 +80,7 @@ async def install_chrmt(app: web.Application | None, versions: tuple[Path, dict[
             updateDateTime=now,
         )
         await app[keys.dataset_store].save(meta)
-    await service.refresh(
-        root=settings.index_root(), store=app[keys.dataset_store], catalog=app[keys.catalog]
-    )
+    await service.refresh(root=settings.index_root(), store=app[keys.dataset_store], catalog=app[keys.catalog])
 
 
 @pytest.fixture

@@ -79,9 +79,7 @@ async def guarded(
     return client
 
 
-async def _ask(
-    client: TestClient[Any, Any], datasets: str, headers: dict[str, str] | None = None
-) -> tuple[int, Any]:
+async def _ask(client: TestClient[Any, Any], datasets: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
     resp = await client.get("/query", params={**HIT, "datasetIds": datasets}, headers=headers or {})
     return resp.status, await resp.json()
 
@@ -162,11 +160,7 @@ async def test_verified_visas_grant_registered_and_controlled_access(
     assert status == 200 and _ids(body) == ["mt-registered"]
     assert (await _ask(guarded, "mt-controlled", headers))[0] == 403
 
-    grant = [
-        visa_issuer.visa(
-            "erin", "ControlledAccessGrants", "http://127.0.0.1:8080/beacon/datasets/mt-controlled"
-        )
-    ]
+    grant = [visa_issuer.visa("erin", "ControlledAccessGrants", "http://127.0.0.1:8080/beacon/datasets/mt-controlled")]
     headers = token_minter.bearer("erin", "", ga4gh_passport_v1=grant)
     status, body = await _ask(guarded, "mt-controlled", headers)
     assert status == 200 and _ids(body) == ["mt-controlled"]
@@ -181,9 +175,7 @@ async def test_forged_expired_or_foreign_visas_grant_nothing(
         "forged": impostor.visa("erin", "ControlledAccessGrants", value),
         "expired": visa_issuer.visa("erin", "ControlledAccessGrants", value, expires_in=-600),
         "someone else's": visa_issuer.visa("frank", "ControlledAccessGrants", value),
-        "untrusted issuer": VisaIssuer("https://evil.example.org/").visa(
-            "erin", "ControlledAccessGrants", value
-        ),
+        "untrusted issuer": VisaIssuer("https://evil.example.org/").visa("erin", "ControlledAccessGrants", value),
     }
     for name, visa in bad.items():
         headers = token_minter.bearer("erin", "", ga4gh_passport_v1=[visa])

@@ -80,9 +80,7 @@ async def test_load_then_query_then_withdraw(
         assert gone.status == 400
 
 
-async def test_load_reports_bad_input_without_a_traceback(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+async def test_load_reports_bad_input_without_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = _parse(
         [
             "beacon",

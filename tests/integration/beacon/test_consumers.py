@@ -131,13 +131,9 @@ async def test_withdrawal_and_reindex_during_queries_never_show_partial_answers(
             assert "mt-public" in body["error"]["errorMessage"]
 
 
-async def test_operator_load_rejects_bad_input_clearly(
-    beacon: TestClient[Any, Any], token_minter: TokenMinter
-) -> None:
+async def test_operator_load_rejects_bad_input_clearly(beacon: TestClient[Any, Any], token_minter: TokenMinter) -> None:
     admin = token_minter.bearer("ops", "admin")
-    garbage = await beacon.put(
-        "/datasets/junk", params={"assembly": "GRCh38"}, data=b"not a vcf\n", headers=admin
-    )
+    garbage = await beacon.put("/datasets/junk", params={"assembly": "GRCh38"}, data=b"not a vcf\n", headers=admin)
     assert garbage.status == 400 and "VCF" in (await garbage.json())["error"]["errorMessage"]
     no_assembly = await beacon.put("/datasets/junk", data=CHRMT.read_bytes(), headers=admin)
     assert no_assembly.status == 400 and "assembly" in (await no_assembly.json())["error"]["errorMessage"]

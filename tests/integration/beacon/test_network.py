@@ -96,9 +96,7 @@ async def test_network_aggregates_partial_results_within_the_timeout(
     assert by_id["failing"]["status"] == "error"
     assert body["exists"] is True
 
-    miss = await (
-        await aggregator.post("/network/query", json={**HIT, "start": 9, "alternateBases": "G"})
-    ).json()
+    miss = await (await aggregator.post("/network/query", json={**HIT, "start": 9, "alternateBases": "G"})).json()
     assert miss["exists"] is False
 
     listed = await (await aggregator.get("/network/beacons")).json()

@@ -141,9 +141,7 @@ def test_exact_snv_and_mnv_hits_and_misses_agree_with_bcftools(dataset: DatasetI
     for pos, ref, alt, _ac, _an in rng.sample(oracle.rows, 120):
         queries.append({"start": pos - 1, "referenceBases": ref, "alternateBases": alt})
         queries.append({"start": pos - 1, "referenceBases": ref, "alternateBases": _mutate(alt, rng)})
-        queries.append(
-            {"start": pos, "referenceBases": ref, "alternateBases": alt}
-        )  # off by one: POS, not POS-1
+        queries.append({"start": pos, "referenceBases": ref, "alternateBases": alt})  # off by one: POS, not POS-1
     hits, misses = _check(dataset, oracle, queries)
     assert hits >= 120 and misses >= 100
 
@@ -157,16 +155,12 @@ def test_indel_queries_agree_with_bcftools(dataset: DatasetIndex, oracle: Oracle
         queries.append({"start": pos - 1, "referenceBases": ref, "alternateBases": alt + "A"})
         kind = "DEL" if len(alt) < len(ref) else "INS"
         queries.append({"start": pos - 1, "referenceBases": "N", "variantType": kind})
-        queries.append(
-            {"start": pos - 1, "referenceBases": ref, "variantType": "INS" if kind == "DEL" else "DEL"}
-        )
+        queries.append({"start": pos - 1, "referenceBases": ref, "variantType": "INS" if kind == "DEL" else "DEL"})
     hits, misses = _check(dataset, oracle, queries)
     assert hits >= 70 and misses >= 40
 
 
-def test_n_wildcards_match_exactly_one_base_and_agree_with_bcftools(
-    dataset: DatasetIndex, oracle: Oracle
-) -> None:
+def test_n_wildcards_match_exactly_one_base_and_agree_with_bcftools(dataset: DatasetIndex, oracle: Oracle) -> None:
     rng = random.Random(64)
     queries = [{"start": 63, "referenceBases": "CT", "alternateBases": "NN"}]
     for pos, ref, alt, _ac, _an in rng.sample(oracle.rows, 80):
@@ -200,12 +194,8 @@ def test_ranges_and_brackets_agree_with_bcftools(dataset: DatasetIndex, oracle: 
             }
         )
     for pos, ref, _alt, _ac, _an in rng.sample(oracle.rows, 50):
-        queries.append(
-            {"start": pos - 1, "end": pos - 1 + len(ref), "referenceBases": "N", "alternateBases": "N"}
-        )
-        queries.append(
-            {"start": pos - 1, "end": pos + len(ref), "referenceBases": "N", "alternateBases": "N"}
-        )
+        queries.append({"start": pos - 1, "end": pos - 1 + len(ref), "referenceBases": "N", "alternateBases": "N"})
+        queries.append({"start": pos - 1, "end": pos + len(ref), "referenceBases": "N", "alternateBases": "N"})
     hits, misses = _check(dataset, oracle, queries)
     assert hits >= 60 and misses >= 40
 
