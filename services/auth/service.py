@@ -384,6 +384,8 @@ class AuthService:
             record = await self.store.get_refresh(hashing.digest(token))
             if record is None or record.rotated_at or record.revoked_at or record.expires_at <= now:
                 return None
+            if await self._disabled(record.username, record.client_id):
+                return None
             return {
                 "scope": record.scope,
                 "client_id": record.client_id,
@@ -399,6 +401,8 @@ class AuthService:
         claims = self._own_claims(token) if token.count(".") == 2 else None
         if not claims or claims.get("exp", 0) <= now or await self.store.is_revoked(str(claims.get("jti"))):
             return None
+        if await self._disabled(str(claims.get("sub", "")), str(claims.get("client_id", ""))):
+            return None
         return {
             **{
                 k: claims[k]
@@ -408,6 +412,14 @@ class AuthService:
             "username": claims.get("sub"),
             "token_type": "Bearer",
         }
+
+    async def _disabled(self, subject: str, client_id: str) -> bool:
+        """Whether the token's user or client has been disabled since it was issued."""
+        user = await self.store.get_user(subject) if subject else None
+        if user is not None and user.disabled:
+            return True
+        client = (await self.store.get_clients({client_id})).get(client_id) if client_id else None
+        return client is not None and client.disabled
 
     async def _pat_info(self, token: str, now: float) -> dict[str, Any] | None:
         pat = await self.store.find_pat(hashing.digest(token))

@@ -322,3 +322,18 @@ async def test_introspection_answers_only_allowed_clients(live_auth: LiveAuth) -
         basic(rs["client_id"], rs["client_secret"]),
     )
     assert info == {"active": False}
+
+
+async def test_introspection_reports_tokens_of_a_disabled_client_inactive(live_auth: LiveAuth) -> None:
+    rs = await live_auth.create_client(
+        grant_types=["client_credentials"], scopes=["repository:read"], can_introspect=True
+    )
+    app = await live_auth.create_client(grant_types=["client_credentials"], scopes=["repository:read"])
+    _, token, _ = await _post(
+        live_auth, "/token", {"grant_type": "client_credentials"}, basic(app["client_id"], app["client_secret"])
+    )
+    await live_auth.admin("POST", f"/admin/clients/{app['client_id']}/disable")
+    _, info, _ = await _post(
+        live_auth, "/introspect", {"token": token["access_token"]}, basic(rs["client_id"], rs["client_secret"])
+    )
+    assert info == {"active": False}
