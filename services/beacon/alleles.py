@@ -114,10 +114,12 @@ class AlleleCodec:
         if mv is not None:
             mask, value = mv
             result |= (keys & self.dtype(mask)) == self.dtype(value)
-        side_hits = [i for i, allele in enumerate(side) if _pattern_matches(pattern, allele)]
-        if side_hits:
-            hit_keys = np.array([self.side_key(i) for i in side_hits], dtype=self.dtype)
-            result |= np.isin(keys, hit_keys)
+        # Only the side-table entries referenced by these rows are looked at (the table can be large).
+        marker = self.dtype(self.side_marker << self._shift)
+        on_side = np.flatnonzero((keys & marker) == marker)
+        low = self.dtype((1 << self._shift) - 1)
+        for row in on_side.tolist():
+            result[row] = _pattern_matches(pattern, side[int(keys[row] & low)])
         return result
 
 
