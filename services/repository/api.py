@@ -44,7 +44,7 @@ def _rtype(request: web.Request) -> ResourceType:
 
 def _base(request: web.Request) -> str:
     """Absolute URL of the service root, whether mounted under /repository or not."""
-    studies = request.app.router["studies"].url_for().path
+    studies = request.app.router["studies"].canonical  # "/repository/studies" when mounted
     return f"{request.scheme}://{request.host}{studies.removesuffix('/studies')}"
 
 
