@@ -1,1 +1,2 @@
-"""seqhub ingest service: instrument runs: tus resumable uploads, run assembly, BCL/CBCL demultiplexing into FASTQ samples."""
+"""seqhub ingest service: instrument runs — tus resumable uploads, run assembly, BCL/CBCL demultiplexing
+into FASTQ samples."""

@@ -2,21 +2,87 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
 from aiohttp import web
 
+from libs.common import keys as common_keys
 from libs.common.web import service_app
-from services.ingest import api, consumers, keys
+from services.ingest import api, consumers, keys, service, store, uploads
+from services.ingest.partfile import PartFiles
 from services.ingest.settings import IngestSettings
 
 PREFIX = "/ingest"
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: IngestSettings) -> web.Application:
     app = service_app(
         "ingest",
         settings.common,
-        subscriptions=consumers.SUBSCRIPTIONS,
+        subscriptions=consumers.subscriptions(demultiplex=settings.demultiplex),
+        indexes=store.INDEXES,
+        contexts=[_ingest_ctx, _sweep_ctx],
     )
     app[keys.settings] = settings
     app.add_routes(api.routes)
     return app
+
+
+def limits_of(settings: IngestSettings) -> service.Limits:
+    return service.Limits(
+        max_file_bytes=settings.max_file_bytes,
+        max_run_bytes=settings.max_run_bytes,
+        upload_ttl=timedelta(seconds=settings.upload_ttl_seconds),
+        lock_lease=timedelta(seconds=settings.lock_lease_seconds),
+        stalled_after=timedelta(seconds=settings.stalled_after_seconds),
+        tombstone_for=timedelta(seconds=settings.tombstone_seconds),
+    )
+
+
+async def _ingest_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.settings]
+    db = app[common_keys.mongo_db]
+    parts_root = settings.common.data_root / "ingest" / "uploads"
+    await asyncio.to_thread(parts_root.mkdir, parents=True, exist_ok=True)
+    app[keys.ingest] = service.Ingest(
+        runs=store.RunStore(db),
+        uploads=store.UploadStore(db),
+        parts=PartFiles(parts_root, buffer_size=settings.buffer_bytes, fsync=settings.fsync),
+        files=app[common_keys.files],
+        outbox=app[common_keys.outbox],
+        limits=limits_of(settings),
+    )
+    yield
+
+
+async def sweep_once(deps: service.Ingest) -> None:
+    """Expire idle uploads, finish uploads a dead process left complete, mark stalled runs."""
+    await uploads.expire_uploads(deps=deps)
+    await uploads.recover_completed(deps=deps)
+    await service.mark_stalled_runs(deps=deps)
+
+
+async def _sweeper(deps: service.Ingest, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await sweep_once(deps)
+        except Exception:
+            log.warning("ingest sweep failed; retrying next period", exc_info=True)
+
+
+async def _sweep_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.settings]
+    task = None
+    if settings.sweep:
+        task = asyncio.create_task(_sweeper(app[keys.ingest], settings.sweep_interval_seconds), name="ingest-sweep")
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -41,9 +41,7 @@ def summarize(info: RunInfo, fmt: str) -> RunInfoSummary:
         lanes=info.lane_count,
         tiles_per_lane=len(info.lane_tiles(lanes[0])) if lanes else None,
         reads=[
-            ReadSummary(
-                number=r.number, cycles=r.cycles, is_index=r.is_index, reverse_complement=r.reverse_complement
-            )
+            ReadSummary(number=r.number, cycles=r.cycles, is_index=r.is_index, reverse_complement=r.reverse_complement)
             for r in info.reads
         ],
         basecall_format=fmt,
@@ -83,9 +81,7 @@ class Progress:
 
     @property
     def complete(self) -> bool:
-        return (
-            self.marker_stored and self.expected_stored >= self.expected_total and self.declared_pending == 0
-        )
+        return self.marker_stored and self.expected_stored >= self.expected_total and self.declared_pending == 0
 
     @property
     def missing_expected(self) -> int:

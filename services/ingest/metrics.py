@@ -19,6 +19,4 @@ UPLOAD_SECONDS = Histogram(
 ACTIVE_UPLOADS = Gauge("seqhub_ingest_active_patches", "tus request bodies being received right now.")
 UPLOADS_EXPIRED = Counter("seqhub_ingest_uploads_expired", "Unfinished uploads removed after their expiry.")
 RUNS_UPLOADED = Counter("seqhub_ingest_runs_uploaded", "Runs whose every file arrived and was verified.")
-RUNS_STALLED = Counter(
-    "seqhub_ingest_runs_stalled", "Runs marked stalled for receiving no file past the deadline."
-)
+RUNS_STALLED = Counter("seqhub_ingest_runs_stalled", "Runs marked stalled for receiving no file past the deadline.")

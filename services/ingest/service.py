@@ -214,9 +214,7 @@ async def declare_files(run_id: str, files: list[DeclaredFile], *, subject: str,
     return to_view(await in_transaction(deps.outbox, _declare))
 
 
-async def check_run_accepts(
-    run_id: str, path: str, length: int | None, *, subject: str, deps: Ingest
-) -> None:
+async def check_run_accepts(run_id: str, path: str, length: int | None, *, subject: str, deps: Ingest) -> None:
     """Fail fast when an upload could never be stored: unknown/closed run, taken path, over-size."""
     run = await get_run(run_id, deps=deps)
     check_owner(run, subject)
@@ -225,26 +223,16 @@ async def check_run_accepts(
     existing = await deps.runs.get_file(run_id, path)
     if existing is not None and existing["state"] == "stored":
         raise Conflict(f"{path!r} is already stored in run {run_id!r}; files cannot be overwritten")
-    if (
-        existing is not None
-        and existing.get("size") is not None
-        and length is not None
-        and length != existing["size"]
-    ):
+    if existing is not None and existing.get("size") is not None and length is not None and length != existing["size"]:
         raise Conflict(f"{path!r} was declared with {existing['size']} bytes, the upload has {length}")
 
 
 async def reserve(run_id: str, size: int, *, deps: Ingest) -> None:
     if size > deps.limits.max_file_bytes:
-        raise PayloadTooLarge(
-            f"file of {size} bytes exceeds the per-file limit of {deps.limits.max_file_bytes}"
-        )
+        raise PayloadTooLarge(f"file of {size} bytes exceeds the per-file limit of {deps.limits.max_file_bytes}")
     if (
         size
-        and await deps.runs.reserve_bytes(
-            run_id, size, max_bytes=deps.limits.max_run_bytes, open_statuses=OPEN
-        )
-        is None
+        and await deps.runs.reserve_bytes(run_id, size, max_bytes=deps.limits.max_run_bytes, open_statuses=OPEN) is None
     ):
         run = await get_run(run_id, deps=deps)
         if run["status"] not in OPEN:
@@ -316,9 +304,7 @@ async def store_completed_file(
         updated = await deps.runs.update_open(run_id, inc, set_, open_statuses=OPEN, session=session)
         if updated is None:
             raise RunClosed(f"run {run_id!r} accepts no more files")
-        await deps.uploads.update(
-            upload_id, {"state": "stored", "uri": uri, "updated_at": at}, session=session
-        )
+        await deps.uploads.update(upload_id, {"state": "stored", "uri": uri, "updated_at": at}, session=session)
         if progress_of(updated).complete:
             await _complete_run(updated, correlation_id=correlation_id, session=session, deps=deps)
 
@@ -349,9 +335,7 @@ def progress_of(run: dict[str, Any]) -> manifest.Progress:
     )
 
 
-async def _complete_run(
-    run: dict[str, Any], *, correlation_id: str | None, session: Any, deps: Ingest
-) -> None:
+async def _complete_run(run: dict[str, Any], *, correlation_id: str | None, session: Any, deps: Ingest) -> None:
     at = now()
     done = await deps.runs.set_status(
         run["_id"],

@@ -98,9 +98,7 @@ class RunStore:
         await self.files.update_one({"_id": doc["_id"]}, {"$set": doc}, upsert=True, session=session)
 
     async def stored_files(self, run_id: str, *, session: Any = None) -> list[Doc]:
-        cursor = self.files.find({"run_id": run_id, "state": "stored"}, session=session).sort(
-            "path", ASCENDING
-        )
+        cursor = self.files.find({"run_id": run_id, "state": "stored"}, session=session).sort("path", ASCENDING)
         return await cursor.to_list()
 
     async def update_open(
@@ -120,9 +118,7 @@ class RunStore:
             session=session,
         )
 
-    async def reserve_bytes(
-        self, run_id: str, size: int, *, max_bytes: int, open_statuses: list[str]
-    ) -> Doc | None:
+    async def reserve_bytes(self, run_id: str, size: int, *, max_bytes: int, open_statuses: list[str]) -> Doc | None:
         """Reserve room for `size` bytes under the run's limit; None if the run is closed or full."""
         return await self.runs.find_one_and_update(
             {"_id": run_id, "status": {"$in": open_statuses}, "bytes_reserved": {"$lte": max_bytes - size}},
@@ -183,9 +179,7 @@ class UploadStore:
         )
 
     async def renew(self, upload_id: str, token: str, until: datetime) -> bool:
-        result = await self.uploads.update_one(
-            {"_id": upload_id, "lock.token": token}, {"$set": {"lock.until": until}}
-        )
+        result = await self.uploads.update_one({"_id": upload_id, "lock.token": token}, {"$set": {"lock.until": until}})
         return result.modified_count == 1
 
     async def unlock(self, upload_id: str, token: str, set_: Mapping[str, Any] | None = None) -> Doc | None:
@@ -203,11 +197,7 @@ class UploadStore:
         return await self.uploads.find({"state": state, "expires_at": {"$lt": before}}).limit(limit).to_list()
 
     async def in_state(self, state: str, *, updated_before: datetime, limit: int = 500) -> list[Doc]:
-        return (
-            await self.uploads.find({"state": state, "updated_at": {"$lt": updated_before}})
-            .limit(limit)
-            .to_list()
-        )
+        return await self.uploads.find({"state": state, "updated_at": {"$lt": updated_before}}).limit(limit).to_list()
 
 
 def is_duplicate(exc: Exception) -> bool:

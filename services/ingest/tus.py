@@ -198,8 +198,7 @@ def parse_checksum(headers: Mapping[str, str]) -> Checksum | None:
     algorithm = parts[0].lower()
     if algorithm not in CHECKSUM_ALGORITHMS:
         raise TusBadRequest(
-            f"Upload-Checksum algorithm {parts[0]!r} is not supported; "
-            f"use one of {', '.join(CHECKSUM_ALGORITHMS)}"
+            f"Upload-Checksum algorithm {parts[0]!r} is not supported; use one of {', '.join(CHECKSUM_ALGORITHMS)}"
         )
     try:
         digest = base64.b64decode(parts[1], validate=True)
@@ -242,9 +241,7 @@ def check_upload_id(text: str) -> str:
 def require_offset_content_type(headers: Mapping[str, str]) -> None:
     content_type = headers.get("Content-Type", "").split(";")[0].strip().lower()
     if content_type != OFFSET_CONTENT_TYPE:
-        raise TusWrongContentType(
-            f"Content-Type must be {OFFSET_CONTENT_TYPE}, got {content_type or 'none'!r}"
-        )
+        raise TusWrongContentType(f"Content-Type must be {OFFSET_CONTENT_TYPE}, got {content_type or 'none'!r}")
 
 
 def format_expires(when: datetime) -> str:

@@ -115,9 +115,7 @@ async def create_upload(
     partial = req.concat is not None and not req.concat.final
     run_id, path = req.metadata.get("run_id"), req.metadata.get("path")
     if not partial and (not run_id or not path):
-        raise TusBadRequest(
-            "Upload-Metadata must carry run_id and path (the file's path inside the run folder)"
-        )
+        raise TusBadRequest("Upload-Metadata must carry run_id and path (the file's path inside the run folder)")
     if path is not None:
         path = validate_relative_path(path, field="metadata path")
     expected = parse_expected_checksum(req.metadata.get("checksum"))
@@ -275,9 +273,7 @@ async def _set_deferred_length(doc: dict[str, Any], length: int, *, deps: Ingest
         raise UploadTooLarge(f"Upload-Length {length} exceeds Tus-Max-Size {deps.limits.max_file_bytes}")
     if doc.get("run_id") and doc.get("path") and length:
         await service.reserve(doc["run_id"], length, deps=deps)
-    return await _record(
-        doc["_id"], {"length": length, "reserved": length if doc.get("run_id") else 0}, deps=deps
-    )
+    return await _record(doc["_id"], {"length": length, "reserved": length if doc.get("run_id") else 0}, deps=deps)
 
 
 async def _append_locked(doc: dict[str, Any], body: Body, token: str, *, deps: Ingest) -> dict[str, Any]:
@@ -288,14 +284,10 @@ async def _append_locked(doc: dict[str, Any], body: Body, token: str, *, deps: I
     renewer = asyncio.create_task(_renew(upload_id, token, deps=deps))
     ACTIVE_UPLOADS.inc()
     try:
-        result = await deps.parts.append(
-            upload_id, doc["offset"], body.chunks, limit=room, checksum=body.checksum
-        )
+        result = await deps.parts.append(upload_id, doc["offset"], body.chunks, limit=room, checksum=body.checksum)
     except BodyTooLong:
         UPLOAD_REQUESTS.labels(outcome="too_large").inc()
-        raise UploadTooLarge(
-            f"the body is longer than the {room} bytes upload {upload_id} may still take"
-        ) from None
+        raise UploadTooLarge(f"the body is longer than the {room} bytes upload {upload_id} may still take") from None
     except BodyInterrupted as exc:
         UPLOAD_REQUESTS.labels(outcome="interrupted").inc()
         return await _advance(doc, exc.written, token, deps=deps)
@@ -399,10 +391,7 @@ async def expire_uploads(*, deps: Ingest, at: datetime | None = None) -> int:
             if state == UploadState.COMPLETE.value and doc.get("concat") != "partial":
                 continue
             token = uuid.uuid4().hex
-            if (
-                await deps.uploads.lock(doc["_id"], token, now=when, until=when + deps.limits.lock_lease)
-                is None
-            ):
+            if await deps.uploads.lock(doc["_id"], token, now=when, until=when + deps.limits.lock_lease) is None:
                 continue  # a request is writing it right now: not idle
             await _bury(doc, deps=deps)
             expired += 1

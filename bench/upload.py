@@ -1,0 +1,324 @@
+"""Upload benchmark: tus ingest vs a bare aiohttp streaming handler, and the agent with/without parallelism.
+
+Part A — one big file over loopback (default 2 GiB) with a real tus client (aiotus) at 8 MiB and 64 MiB
+chunks, next to a bare aiohttp handler that streams each request body to disk (1 MiB writes, fsync per
+request, like the ingest server) fed the same chunks by a plain aiohttp client, in the same run. Both
+servers are separate processes, started fresh for each measurement; their peak RSS (VmHWM) is read from
+/proc, and the ingest server is also measured with a small file (default 200 MiB) to show RSS is flat.
+
+Part B — a run of many small files (default 10,000 x 100 KB) through the agent (`RunUploader`): files/s
+with `--parallel` transfers vs one at a time, each against a fresh ingest server.
+
+Uses a secantusdb server started here (or SEQHUB_BENCH_MONGO_URL). Big temporary files are deleted.
+
+    .venv/bin/python bench/upload.py                      # full run (several minutes)
+    .venv/bin/python bench/upload.py --big-mib 512 --files 2000   # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import aiotus
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from libs.common.testing import TokenMinter  # noqa: E402
+from libs.sdk.client import SeqhubClient  # noqa: E402
+from libs.sdk.uploader import RunUploader  # noqa: E402
+from services.ingest.bcl.runinfo import ReadInfo, RunInfo, runinfo_xml  # noqa: E402
+
+MIB = 1 << 20
+TINY = RunInfo(
+    run_id="BENCH",
+    number=1,
+    flowcell="FC",
+    instrument="BENCH01",
+    date=None,
+    reads=(ReadInfo(1, 1, False),),
+    lane_count=1,
+    tiles=("1_1101",),
+)
+SERVER_COMMAND = [sys.executable, "-m", "services.ingest"]
+
+BARE_SERVER = textwrap.dedent("""
+    import os, sys
+    from aiohttp import web
+    root = sys.argv[2]
+    async def sink(request):
+        path = os.path.join(root, request.match_info["name"])
+        with open(path, "ab") as fh:
+            async for chunk in request.content.iter_chunked(1 << 20):
+                fh.write(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return web.Response(status=204)
+    app = web.Application()
+    app.router.add_post("/sink/{name}", sink)
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+""")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@contextlib.contextmanager
+def process(command: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        wait_port(port)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, mongo_url: str, work: Path) -> None:
+        self.args = args
+        self.mongo_url = mongo_url
+        self.work = work
+        self.minter = TokenMinter()
+        self.token = self.minter.mint("bench", "ingest:upload", expires_in=24 * 3600)
+
+    def ingest_env(self, port: int) -> dict[str, str]:
+        tag = uuid.uuid4().hex[:8]
+        return {
+            **os.environ,
+            "SEQHUB_MONGO_URL": self.mongo_url,
+            "SEQHUB_DB_PREFIX": f"bench{tag}_",
+            "SEQHUB_FILES_ROOT": str(self.work / f"files-{tag}"),
+            "SEQHUB_DATA_ROOT": str(self.work / f"data-{tag}"),
+            "SEQHUB_AUTH_JWKS": json.dumps(self.minter.jwks),
+            "SEQHUB_AUTH_ISSUER": self.minter.issuer,
+            "SEQHUB_HTTP_PORT": str(port),
+            "SEQHUB_BUS_URL": "embedded",
+            "SEQHUB_LOG_LEVEL": "WARNING",
+            "SEQHUB_INGEST_SWEEP": "false",
+            "SEQHUB_INGEST_MAX_FILE_BYTES": str(64 << 30),
+        }
+
+    def cleanup(self) -> None:
+        for path in self.work.glob("files-*"):
+            shutil.rmtree(path, ignore_errors=True)
+        for path in self.work.glob("data-*"):
+            shutil.rmtree(path, ignore_errors=True)
+
+    async def register(self, http: aiohttp.ClientSession, base: str, name: str) -> str:
+        async with http.post(
+            f"{base}/ingest/runs",
+            headers={"Authorization": f"Bearer {self.token}"},
+            json={"name": name, "run_info_xml": runinfo_xml(TINY).decode(), "format": "bcl"},
+        ) as r:
+            assert r.status == 201, await r.text()
+            return str((await r.json())["id"])
+
+    # --- part A ---------------------------------------------------------------------------------
+
+    async def bare(self, source: Path, chunk: int) -> tuple[float, float]:
+        port = free_port()
+        sink = self.work / "sink"
+        sink.mkdir(exist_ok=True)
+        with process([sys.executable, "-c", BARE_SERVER, str(port), str(sink)], port) as proc:
+            started = time.perf_counter()
+            async with aiohttp.ClientSession() as http:
+                with source.open("rb") as fh:
+                    while block := fh.read(chunk):
+                        async with http.post(f"http://127.0.0.1:{port}/sink/big", data=io.BytesIO(block)) as r:
+                            assert r.status == 204
+            elapsed = time.perf_counter() - started
+            rss = peak_rss_mib(proc.pid)
+        assert (sink / "big").stat().st_size == source.stat().st_size
+        shutil.rmtree(sink)
+        return source.stat().st_size / MIB / elapsed, rss
+
+    async def tus(self, source: Path, chunk: int) -> tuple[float, float]:
+        port = free_port()
+        with process(SERVER_COMMAND, port, self.ingest_env(port)) as proc:
+            base = f"http://127.0.0.1:{port}"
+            async with aiohttp.ClientSession() as http:
+                run_id = await self.register(http, base, "bench_big")
+                started = time.perf_counter()
+                with source.open("rb") as fh:
+                    location = await aiotus.upload(
+                        f"{base}/ingest/files/",
+                        fh,
+                        {"run_id": run_id.encode(), "path": b"big.bin"},
+                        client_session=http,
+                        headers={"Authorization": f"Bearer {self.token}"},
+                        chunksize=chunk,
+                        config=aiotus.RetryConfiguration(retry_attempts=1),
+                    )
+                elapsed = time.perf_counter() - started
+            assert location is not None, "the tus upload failed"
+            rss = peak_rss_mib(proc.pid)
+        self.cleanup()
+        return source.stat().st_size / MIB / elapsed, rss
+
+    async def part_a(self) -> None:
+        big = make_file(self.work / "big.bin", self.args.big_mib)
+        small = make_file(self.work / "small.bin", self.args.small_mib)
+        print(f"\n== one file over loopback: {self.args.big_mib} MiB (aiotus vs bare aiohttp handler) ==")
+        print(
+            f"{'chunk':>8} {'bare MB/s':>10} {'tus MB/s':>10} {'ratio':>6} {'bare RSS':>9} {'tus RSS':>8}"
+            f" {'tus RSS ' + str(self.args.small_mib) + ' MiB':>16}"
+        )
+        try:
+            for chunk_mib in (8, 64):
+                bare_speed, bare_rss = await self.bare(big, chunk_mib * MIB)
+                tus_speed, tus_rss = await self.tus(big, chunk_mib * MIB)
+                _, small_rss = await self.tus(small, chunk_mib * MIB)
+                print(
+                    f"{chunk_mib:>6}Mi {bare_speed:>10.0f} {tus_speed:>10.0f} {tus_speed / bare_speed:>6.2f}"
+                    f" {bare_rss:>8.0f}M {tus_rss:>7.0f}M {small_rss:>15.0f}M",
+                    flush=True,
+                )
+        finally:
+            big.unlink(missing_ok=True)
+            small.unlink(missing_ok=True)
+
+    # --- part B ---------------------------------------------------------------------------------
+
+    async def agent(self, run_dir: Path, parallel: int) -> float:
+        port = free_port()
+        with process(SERVER_COMMAND, port, self.ingest_env(port)):
+            async with SeqhubClient(f"http://127.0.0.1:{port}", token=self.token, connections=parallel * 2) as api:
+                uploader = RunUploader(api, run_dir, parallel=parallel, journal_path=self.work / f"j{uuid.uuid4().hex}")
+                started = time.perf_counter()
+                await uploader.run()
+                elapsed = time.perf_counter() - started
+        self.cleanup()
+        return uploader.progress.files_done / elapsed
+
+    async def part_b(self) -> None:
+        run_dir = self.work / "run"
+        make_run(run_dir, self.args.files, self.args.file_kb * 1024)
+        print(f"\n== agent: {self.args.files} files x {self.args.file_kb} KB ==")
+        try:
+            serial = await self.agent(run_dir, 1)
+            print(f"one at a time : {serial:8.1f} files/s", flush=True)
+            parallel = await self.agent(run_dir, self.args.parallel)
+            print(f"parallel {self.args.parallel:<4} : {parallel:8.1f} files/s   ratio {parallel / serial:.2f}x")
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def make_file(path: Path, mib: int) -> Path:
+    block = os.urandom(64 * MIB)
+    with path.open("wb") as fh:
+        left = mib * MIB
+        while left > 0:
+            piece = block[: min(left, len(block))]
+            fh.write(piece)
+            left -= len(piece)
+    return path
+
+
+def make_run(run_dir: Path, files: int, size: int) -> None:
+    """A run folder: RunInfo.xml, the few files it implies, `files` extra files and CopyComplete.txt."""
+    run_dir.mkdir(parents=True)
+    (run_dir / "RunInfo.xml").write_bytes(runinfo_xml(TINY))
+    for rel in TINY.expected_files("bcl", markers=()):
+        if rel != "RunInfo.xml":
+            (run_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            (run_dir / rel).write_bytes(os.urandom(64))
+    block = os.urandom(size + files)
+    for i in range(files):
+        folder = run_dir / "InterOp" / f"d{i // 1000:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{i:05d}.bin").write_bytes(block[i : i + size])
+    (run_dir / "CopyComplete.txt").write_bytes(b"")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--big-mib", type=int, default=2048)
+    parser.add_argument("--small-mib", type=int, default=200)
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--file-kb", type=int, default=100)
+    parser.add_argument("--parallel", type=int, default=8)
+    parser.add_argument("--skip-big", action="store_true")
+    parser.add_argument("--skip-files", action="store_true")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")  # aiotus sends raw bytes bodies; aiohttp warns about it
+    work = Path(tempfile.mkdtemp(prefix="seqhub-bench-upload-"))
+    mongo_url = os.environ.get("SEQHUB_BENCH_MONGO_URL")
+    mongo = None
+    try:
+        if mongo_url is None:
+            port = free_port()
+            mongo_url = f"mongodb://127.0.0.1:{port}/"
+            mongo = subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "secantusd-py"),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--storage-path",
+                    ":memory:",
+                    "--log-level",
+                    "WARNING",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            wait_port(port)
+        bench = Bench(args, mongo_url, work)
+        print(f"database: {mongo_url} ({'secantusdb' if mongo else 'given'}); 2 cores shared by client, server, db")
+        if not args.skip_big:
+            await bench.part_a()
+        if not args.skip_files:
+            await bench.part_b()
+    finally:
+        if mongo is not None:
+            mongo.terminate()
+            mongo.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

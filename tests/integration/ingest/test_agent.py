@@ -1,0 +1,189 @@
+"""The instrument agent (libs/sdk/uploader.py + `seqhub upload run`) against the real ingest server."""
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from libs.sdk.client import SeqhubClient
+from libs.sdk.uploader import RunUploader
+from services.ingest.bcl.simulate import simulate_run
+from services.ingest.metrics import UPLOAD_BYTES
+from services.ingest.settings import IngestSettings
+
+
+def _folder(run_dir: Path) -> dict[str, tuple[int, str]]:
+    return {
+        p.relative_to(run_dir).as_posix(): (p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest())
+        for p in run_dir.rglob("*")
+        if p.is_file()
+    }
+
+
+async def _uploaded_events(db: Any) -> list[dict[str, Any]]:
+    return [json.loads(d["body"]) for d in await db["outbox"].find({"type": "RunUploaded"}).to_list()]
+
+
+async def test_agent_follows_a_run_being_written(
+    client: TestClient, auth: dict[str, str], ingest_db: Any, ingest_settings: IngestSettings, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "240601_A00123_0042_AHSIMXXDSX"
+    writer = asyncio.create_task(
+        asyncio.to_thread(
+            simulate_run,
+            run_dir,
+            fmt="bcl",
+            clusters=400,
+            tiles=2,
+            reads=(12, 4, 12),
+            samples=2,
+            cycles_per_second=12,
+            truth=False,
+        )
+    )
+    token = auth["Authorization"].split()[1]
+    async with SeqhubClient(str(client.make_url("")), token=token) as api:
+        uploader = RunUploader(
+            api,
+            run_dir,
+            watch=True,
+            parallel=3,
+            stable_seconds=0.3,
+            poll_seconds=0.1,
+            journal_path=tmp_path / "journal.jsonl",
+        )
+        run_id = await asyncio.wait_for(uploader.run(), 120)
+    await writer
+    run = await (await client.get(f"/ingest/runs/{run_id}", headers=auth)).json()
+    assert run["status"] == "uploaded"
+    events = await _uploaded_events(ingest_db)
+    assert len(events) == 1
+    manifest = {f["path"]: (f["size"], f["sha256"]) for f in events[0]["data"]["files"]}
+    assert manifest == _folder(run_dir)
+    assert events[0]["data"]["run_info"]["basecall_format"] == "bcl"
+    stored = ingest_settings.common.files_root / "runs" / run_id
+    assert _folder(stored) == _folder(run_dir)
+
+
+async def test_killed_agent_resumes_without_resending_finished_files(
+    client: TestClient, auth: dict[str, str], ingest_db: Any, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "240601_A00123_0043_AHSIMXXDSX"
+    await asyncio.to_thread(
+        simulate_run, run_dir, fmt="bcl", clusters=200_000, tiles=2, reads=(8, 4, 8), samples=2, truth=False
+    )
+    folder = _folder(run_dir)
+    total = sum(size for size, _ in folder.values())
+    journal = tmp_path / "journal.jsonl"
+    chunk, parallel = 32 * 1024, 2
+    command = [
+        sys.executable,
+        "-m",
+        "libs.sdk.commands.upload",
+        str(run_dir),
+        "--quiet",
+        "--parallel",
+        str(parallel),
+        "--chunk-size",
+        str(chunk),
+        "--state",
+        str(journal),
+    ]
+    env = {
+        **os.environ,
+        "SEQHUB_URL": str(client.make_url("")).rstrip("/"),
+        "SEQHUB_TOKEN": auth["Authorization"].split()[1],
+    }
+    before = UPLOAD_BYTES._value.get()
+    agent = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(600):
+        await asyncio.sleep(0.05)
+        done = journal.read_text().count('"kind": "done"') if journal.exists() else 0
+        if done >= 4 or agent.poll() is not None:
+            break
+    assert agent.poll() is None, "the agent finished before it could be killed"
+    agent.send_signal(signal.SIGKILL)
+    agent.wait()
+    first_pass = UPLOAD_BYTES._value.get() - before
+    assert 0 < first_pass < total
+    result = await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    resent = UPLOAD_BYTES._value.get() - before - total
+    # only chunks in flight at the kill may be sent twice
+    assert resent <= parallel * chunk
+    events = await _uploaded_events(ingest_db)
+    assert len(events) == 1
+    assert {f["path"]: (f["size"], f["sha256"]) for f in events[0]["data"]["files"]} == folder
+
+
+async def test_dry_run_lists_files_and_sends_nothing(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    await asyncio.to_thread(
+        simulate_run, run_dir, fmt="cbcl", clusters=100, tiles=2, reads=(4, 4), samples=1, truth=False
+    )
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "libs.sdk.commands.upload",
+            str(run_dir),
+            "--dry-run",
+            "--state",
+            str(tmp_path / "j.jsonl"),
+            "--url",
+            "http://127.0.0.1:9",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    listed = {line.split()[-1] for line in result.stdout.splitlines()}
+    assert listed == set(_folder(run_dir))
+
+
+async def test_unrecoverable_errors_exit_non_zero_with_a_message(
+    client: TestClient, tmp_path: Path, token_minter: Any
+) -> None:
+    run_dir = tmp_path / "run"
+    await asyncio.to_thread(simulate_run, run_dir, fmt="bcl", clusters=100, tiles=1, reads=(4,), samples=1, truth=False)
+    env = {
+        **os.environ,
+        "SEQHUB_URL": str(client.make_url("")).rstrip("/"),
+        "SEQHUB_TOKEN": token_minter.mint("reader", "repository:read"),
+    }
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "libs.sdk.commands.upload",
+            str(run_dir),
+            "--quiet",
+            "--state",
+            str(tmp_path / "j.jsonl"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "ingest:upload" in result.stderr
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "libs.sdk.commands.upload", str(tmp_path / "missing")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "not a folder" in result.stderr
