@@ -7,6 +7,7 @@ Rate limits (429 + Retry-After) guard login, token and device endpoints.
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 from typing import Any
@@ -14,7 +15,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
 
 from libs.common.errors import BadRequest, Forbidden, Locked, NotFound, Unauthorized
 from services.auth import keys, metrics, pages
@@ -397,14 +398,21 @@ def _service(request: web.Request) -> AuthService:
 async def _read_form(request: web.Request) -> _Form:
     if request.content_type != FORM:
         raise BadRequest(f"expected {FORM}, got {request.content_type or 'no content type'}")
-    data = await request.post()
+    try:
+        data = await request.post()
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("the form body is not valid UTF-8 application/x-www-form-urlencoded") from None
     return _Form([(k, v) for k, v in data.items() if isinstance(v, str)])
 
 
 async def _form_call(request: web.Request, endpoint: str) -> HttpCall:
     if request.content_type != FORM:
-        raise _NotForm()
-    form = await _read_form(request)
+        raise _NotForm(f"the body must be {FORM}")
+    try:
+        form = await _read_form(request)
+    except BadRequest as exc:
+        raise _NotForm(exc.message) from None
+    _check_basic(request)
     items = [(k, v) for k, v in request.query.items()] + form.items_list
     return HttpCall(request.method, _endpoint(request, endpoint), dict(request.headers), items, request.remote or "")
 
@@ -494,16 +502,33 @@ def _user_view(user: User) -> dict[str, Any]:
 
 
 class _NotForm(Exception):
-    """An OAuth endpoint received something other than a form (RFC 6749 §3.2)."""
+    """An OAuth endpoint received something other than a UTF-8 form (RFC 6749 §3.2)."""
+
+
+class _BadClientAuth(Exception):
+    """Undecodable HTTP Basic client credentials (RFC 6749 §2.3.1)."""
+
+
+def _check_basic(request: web.Request) -> None:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return
+    try:
+        base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        raise _BadClientAuth() from None
 
 
 @web.middleware
 async def oauth_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer non-form bodies on OAuth endpoints with the RFC `invalid_request` error."""
+    """Answer malformed bodies and client credentials on OAuth endpoints with the RFC error object."""
     try:
         return await handler(request)
-    except _NotForm:
-        return _oauth_response(error_response(InvalidRequestError(f"the body must be {FORM}")))
+    except _NotForm as exc:
+        return _oauth_response(error_response(InvalidRequestError(str(exc))))
+    except _BadClientAuth:
+        error = InvalidClientError(status_code=401, description="malformed HTTP Basic client credentials")
+        return _oauth_response(error_response(error))
 
 
 class _Form:
