@@ -11,10 +11,14 @@ import aiohttp
 import requests
 from aiohttp import web
 
+from libs.common.config import CommonSettings
 from libs.common.passports import ControlledAccessGrants, PassportVerifier, TrustedIssuer
+from services import platform
 from services.auth import keys
+from services.auth.app import create_app
+from services.auth.settings import AuthSettings
 from tests.integration.auth.browser import FormBrowser, forms
-from tests.integration.auth.conftest import ADMIN_CLIENT, ADMIN_SECRET, LiveAuth, basic
+from tests.integration.auth.conftest import ADMIN_CLIENT, ADMIN_SECRET, LiveAuth, basic, start_site
 
 
 async def _json(live: LiveAuth, method: str, path: str, token: str | None, body: Any = None) -> tuple[int, Any]:
@@ -334,3 +338,32 @@ async def test_openapi_documents_every_route(live_auth: LiveAuth) -> None:
         documented = set((await r.json())["paths"])
     served = {route.path for route in api.routes if isinstance(route, web.RouteDef)}
     assert served - documented <= {"/jwks", "/signed-in"}, served - documented
+
+
+async def test_cookies_are_secure_when_the_issuer_is_https(common_settings: CommonSettings) -> None:
+    """Behind a TLS-terminating proxy: the public issuer is https, so cookies carry the Secure flag."""
+    port = platform.free_port()
+    common = common_settings.model_copy(update={"auth_issuer": "https://auth.example.org/auth", "auth_jwks": None})
+    settings = AuthSettings(
+        common=common, bootstrap_admin_username="root", bootstrap_admin_password="root password 123"
+    )  # type: ignore[arg-type]
+    root = web.Application()
+    root.add_subapp("/auth", create_app(settings))
+    runner = await start_site(root, port)
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/auth/login") as r:
+                csrf_cookie = r.cookies["seqhub_login_csrf"]
+                assert csrf_cookie["secure"] and csrf_cookie["httponly"] and csrf_cookie["samesite"] == "Strict"
+                (form,) = forms(await r.text())
+            async with http.post(
+                f"http://127.0.0.1:{port}/auth/login",
+                data={**dict(form.fields), "username": "root", "password": "root password 123"},
+                headers={"Cookie": f"seqhub_login_csrf={csrf_cookie.value}"},
+                allow_redirects=False,
+            ) as r:
+                assert r.status == 303
+                session = r.cookies["seqhub_session"]
+                assert session["secure"] and session["httponly"] and session["samesite"] == "Lax"
+    finally:
+        await runner.cleanup()
