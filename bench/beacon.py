@@ -7,7 +7,7 @@
    load generator here): HIT, MISS, bracket range and all-datasets mixes, req/s and p50/p99, next to a
    trivial JSON endpoint on the same server (target >= 0.6 of it, p99 < 20 ms).
 
-    .venv/bin/python -m bench.beacon --records 1000000 --duration 10 --concurrency 16
+    .venv/bin/python -m bench.beacon --records 1000000 --duration 10 --concurrency 4,16
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import numpy as np
 import pysam
 from pymongo import MongoClient
 
@@ -83,7 +84,7 @@ def bare_pass(path: Path) -> int:
 
 
 def bench_indexing(vcf: Path, root: Path, records: int) -> Any:
-    from services.beacon.index import BYTES_PER_ROW, build_version
+    from services.beacon.index import BYTES_PER_ROW, COLUMNS, build_version, open_version
 
     t0 = time.perf_counter()
     n = bare_pass(vcf)
@@ -101,7 +102,21 @@ def bench_indexing(vcf: Path, root: Path, records: int) -> Any:
         f"index size          : {result.bytes_on_disk:,} bytes = {per:.1f} bytes/allele "
         f"(columns {BYTES_PER_ROW} B; target <= 40)"
     )
+    rss = _rss()
+    index = open_version(root, "synthetic", result.version)
+    for chrom in index.chromosomes.values():
+        for name in COLUMNS:
+            np.asarray(getattr(chrom, name)).view(np.uint8).sum(dtype=np.uint64)  # page every column in
+    grown = _rss() - rss
+    print(f"resident after open : +{grown:,} bytes = {grown / result.alleles:.1f} bytes/allele (all columns paged in)")
     return result
+
+
+def _rss() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 # --- query throughput -----------------------------------------------------------------------------------
@@ -258,23 +273,25 @@ def bench_queries(args: argparse.Namespace, vcf: Path, work: Path, synthetic: An
         time.sleep(1.0)
         base = f"http://127.0.0.1:{port}"
         rng = random.Random(7)
-        asyncio.run(_load(f"{base}/beacon/trivial", None, 2, args.concurrency))  # warm-up
-        trivial = asyncio.run(_load(f"{base}/beacon/trivial", None, args.duration, args.concurrency))
-        print(
-            f"query throughput, {args.concurrency} concurrent clients, {args.duration:g} s each "
-            f"(server: 1 process; client: this process)"
-        )
-        print(
-            f"  {'trivial JSON':14s}: {trivial['rps']:8,.0f} req/s  p50 {trivial['p50']:6.2f} ms"
-            f"  p99 {trivial['p99']:6.2f} ms  (baseline)"
-        )
-        for kind in ("hit", "miss", "range", "all"):
-            params = _queries(vcf, kind, 5000, rng)
-            stats = asyncio.run(_load(f"{base}/beacon/query", params, args.duration, args.concurrency))
+        mixes = {kind: _queries(vcf, kind, 5000, rng) for kind in ("hit", "miss", "range", "all")}
+        asyncio.run(_load(f"{base}/beacon/trivial", None, 2, 8))  # warm-up
+        for concurrency in args.concurrency:
+            trivial = asyncio.run(_load(f"{base}/beacon/trivial", None, args.duration, concurrency))
             print(
-                f"  {kind:14s}: {stats['rps']:8,.0f} req/s  p50 {stats['p50']:6.2f} ms  p99 {stats['p99']:6.2f} ms"
-                f"  ratio {stats['rps'] / trivial['rps']:.2f}  errors {stats['errors']}"
+                f"query throughput, {concurrency} concurrent clients, {args.duration:g} s each "
+                f"(server: 1 process; load generator: this process, same 2 cores)"
             )
+            print(
+                f"  {'trivial JSON':14s}: {trivial['rps']:8,.0f} req/s  p50 {trivial['p50']:6.2f} ms"
+                f"  p99 {trivial['p99']:6.2f} ms  (baseline)"
+            )
+            for kind, params in mixes.items():
+                stats = asyncio.run(_load(f"{base}/beacon/query", params, args.duration, concurrency))
+                print(
+                    f"  {kind:14s}: {stats['rps']:8,.0f} req/s  p50 {stats['p50']:6.2f} ms"
+                    f"  p99 {stats['p99']:6.2f} ms  ratio {stats['rps'] / trivial['rps']:.2f}"
+                    f"  errors {stats['errors']}"
+                )
     finally:
         server.terminate()
         server.join(10)
@@ -286,7 +303,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--duration", type=float, default=10.0)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--concurrency",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=[4, 16],
+        help="comma-separated client counts, e.g. 4,16",
+    )
     parser.add_argument("--work", type=Path, default=Path("/tmp/beacon-bench"))
     parser.add_argument("--no-queries", action="store_true", help="indexing and size only")
     args = parser.parse_args()
