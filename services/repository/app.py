@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from aiohttp import web
 
@@ -24,6 +25,7 @@ def create_app(settings: RepositorySettings) -> web.Application:
         "repository",
         settings.common,
         error_renderer=render_error,
+        openapi=Path(__file__).with_name("openapi.yaml"),
         indexes=store.INDEXES,
         contexts=[_repository_ctx],
         subscriptions=consumers.SUBSCRIPTIONS,

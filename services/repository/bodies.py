@@ -7,6 +7,7 @@ from typing import Any
 
 from libs.common.errors import BadRequest
 
+from . import metrics
 from .models import ResourceType
 from .negotiation import Representation
 from .service import InvalidFields
@@ -19,6 +20,7 @@ def parse_body(data: bytes, rep: Representation, rtype: ResourceType) -> dict[st
         try:
             elements = xml_to_gmi(data, rtype)
         except InvalidDocument as exc:
+            metrics.INVALID_DOCUMENTS.labels(type=rtype.info.name).inc()
             raise InvalidFields(exc.message, exc.errors) from None
         if len(elements) != 1:
             raise BadRequest(f"send exactly one {rtype.info.tag} per request (got {len(elements)})")

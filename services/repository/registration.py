@@ -15,7 +15,7 @@ from typing import Any
 
 from libs.common.events import DemultiplexedSample, FastqFile, SamplesDemultiplexedData
 
-from . import service
+from . import metrics, service
 from .models import DataFile, Parents, Resource, ResourceType, Visibility
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,8 @@ async def register_demultiplexed_run(data: SamplesDemultiplexedData, *, store: s
         result.samples.append(sample_res)
         result.experiments.append(experiment)
         result.runs.append(run)
+    if result.created:
+        metrics.RUNS_REGISTERED.inc()
     log.info(
         "run registered",
         extra={"run_id": data.run_id, "created": result.created, "samples": len(result.samples)},

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from libs.common.errors import BadRequest, Conflict, NotFound, PreconditionFailed
 from libs.common.events import Event
 
-from . import access, publication
+from . import access, metrics, publication
 from .access import Caller
 from .models import (
     DataFile,
@@ -201,6 +201,7 @@ async def insert_new(
         modified=stamp,
     )
     await store.insert(resource, events=publication.events_for_change(None, resource))
+    metrics.RESOURCES_WRITTEN.labels(type=rtype.info.name, operation="create").inc()
     return resource
 
 
@@ -295,6 +296,7 @@ async def _update(
     await store.replace(
         updated, expected_version=current.version, events=publication.events_for_change(current, updated)
     )
+    metrics.RESOURCES_WRITTEN.labels(type=rtype.info.name, operation="update").inc()
     return updated
 
 
@@ -310,6 +312,7 @@ async def delete_resource(
     if children:
         raise Conflict(f"{accession} still has {children} dependent resource(s); delete those first")
     await store.remove(current, events=publication.events_for_change(current, None))
+    metrics.RESOURCES_WRITTEN.labels(type=rtype.info.name, operation="delete").inc()
 
 
 def _check_if_match(current: Resource, if_match: str | None) -> None:
@@ -400,6 +403,7 @@ async def validate(body: dict[str, Any], rtype: ResourceType) -> dict[str, Any]:
     try:
         return await asyncio.to_thread(validate_gmi, body, rtype)
     except InvalidDocument as exc:
+        metrics.INVALID_DOCUMENTS.labels(type=rtype.info.name).inc()
         raise InvalidFields(exc.message, exc.errors) from None
 
 

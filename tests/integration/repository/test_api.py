@@ -304,3 +304,16 @@ async def test_study_with_samples_cannot_be_deleted(client: Client, alice: dict[
     await client.post(f"{url}/samples", json=sample("child"), headers=alice)
     response = await client.delete(url, headers=alice)
     assert response.status == 409 and "dependent" in (await response.json())["message"]
+
+
+async def test_openapi_document_is_served(client: Client) -> None:
+    document = await (await client.get("/repository/openapi.json")).json()
+    assert {"/{collection}", "/{collection}/{accession}", "/{collection}-to-review/{id}"} <= set(document["paths"])
+
+
+async def test_domain_metrics_count_writes_and_refusals(client: Client, alice: dict[str, str]) -> None:
+    await client.post("/repository/samples", json=sample("m-1"), headers=alice)
+    await client.post("/repository/samples", json={"title": "no name"}, headers=alice)
+    text = await (await client.get("/repository/metrics")).text()
+    assert 'seqhub_repository_resources_written_total{operation="create",type="sample"}' in text
+    assert 'seqhub_repository_invalid_documents_total{type="sample"}' in text
