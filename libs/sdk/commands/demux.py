@@ -24,9 +24,7 @@ def _mismatches(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected 0, 1 or 2 (or two comma-separated values), got {text!r}"
-        ) from None
+        raise argparse.ArgumentTypeError(f"expected 0, 1 or 2 (or two comma-separated values), got {text!r}") from None
     if not 1 <= len(values) <= 2 or any(not 0 <= v <= 2 for v in values):
         raise argparse.ArgumentTypeError(f"expected 0, 1 or 2 (or two comma-separated values), got {text!r}")
     return values
@@ -70,9 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="mismatches allowed per index read: 0, 1 or 2, or 'N1,N2' (default: sample sheet, else 1)",
     )
     p.add_argument("--threads", type=_positive, default=2, metavar="N", help="worker processes (default 2)")
-    p.add_argument(
-        "--include-non-pf", action="store_true", help="also write clusters failing the filter (flag Y)"
-    )
+    p.add_argument("--include-non-pf", action="store_true", help="also write clusters failing the filter (flag Y)")
     p.add_argument("--no-lane-splitting", action="store_true", default=None, help="merge lanes into one file")
     p.add_argument(
         "--create-fastq-for-index-reads",

@@ -66,17 +66,11 @@ def _positive(text: str) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "out_dir", type=Path, metavar="OUT_DIR", help="run folder to create (must not exist or be empty)"
-    )
+    p.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="run folder to create (must not exist or be empty)")
     p.add_argument("--format", dest="fmt", choices=["bcl", "bcl.gz", "cbcl"], default="cbcl")
-    p.add_argument(
-        "--clusters", type=_positive, default=10000, help="clusters in the whole run (default 10000)"
-    )
+    p.add_argument("--clusters", type=_positive, default=10000, help="clusters in the whole run (default 10000)")
     p.add_argument("--lanes", type=_positive, default=1)
-    p.add_argument(
-        "--tiles", type=_tiles, default=2, help="tiles per lane: a count or tile numbers (1101,2101)"
-    )
+    p.add_argument("--tiles", type=_tiles, default=2, help="tiles per lane: a count or tile numbers (1101,2101)")
     p.add_argument("--reads", type=_reads, default="151,8,8,151", help="read lengths (default 151,8,8,151)")
     p.add_argument("--samples", type=int, default=4, help="samples in the sample sheet (default 4)")
     p.add_argument(
@@ -87,9 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sample-sheet-version", type=int, choices=[1, 2], default=2)
-    p.add_argument(
-        "--adapter-fraction", type=float, default=0.0, help="share of clusters reading into adapters"
-    )
+    p.add_argument("--adapter-fraction", type=float, default=0.0, help="share of clusters reading into adapters")
     p.add_argument("--no-truth", action="store_true", help="do not write OUT_DIR.truth.tsv.gz")
     p.add_argument("--quiet", "-q", action="store_true")
 
@@ -146,9 +138,7 @@ def run(args: argparse.Namespace) -> int:
         console.print("[yellow]interrupted: the run folder is incomplete (no CopyComplete.txt)[/]")
         return 130
     if not args.quiet:
-        console.print(
-            f"{res.run_info.run_id}: {res.clusters:,} clusters, {len(res.files)} files in {res.run_dir}"
-        )
+        console.print(f"{res.run_info.run_id}: {res.clusters:,} clusters, {len(res.files)} files in {res.run_dir}")
         if res.truth_path:
             console.print(f"truth: {res.truth_path}")
     print(res.run_dir)

@@ -429,7 +429,13 @@ class CbclTileStream:
     """Streams the stored clusters of one tile of one CBCL file, chunk by chunk."""
 
     def __init__(
-        self, path: Path, tile: int, *, stored: int, display: str | None = None, pf_count: int | None = None,
+        self,
+        path: Path,
+        tile: int,
+        *,
+        stored: int,
+        display: str | None = None,
+        pf_count: int | None = None,
         clusters: int | None = None,
     ) -> None:
         """``stored``: clusters in the block; or give ``clusters`` (the tile's filter count) and ``pf_count``

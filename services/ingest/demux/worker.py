@@ -19,6 +19,7 @@ a database outage) raises, so the bus retries with back-off and dead-letters aft
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import multiprocessing
@@ -131,9 +132,7 @@ def _summarise(res: DemuxResult, *, output_key: str, root: Path) -> dict[str, An
             if f.sample_number != num:
                 continue
             lanes = [f.lane] if f.lane is not None else sorted(d["lanes"])
-            records = sum(
-                st.written for ln in lanes if (st := res.lane_stats.get(ln, {}).get(num)) is not None
-            )
+            records = sum(st.written for ln in lanes if (st := res.lane_stats.get(ln, {}).get(num)) is not None)
             files.append(
                 {
                     "read": f.read,
@@ -182,9 +181,7 @@ def run_job(
     """Runs in the worker process: demultiplex into `staging`, record the result, rename to `final`."""
     staging_p, final_p = Path(staging), Path(final)
     try:
-        opts = DemuxOptions(
-            **{**options.__dict__, "sample_sheet": Path(sample_sheet) if sample_sheet else None}
-        )
+        opts = dataclasses.replace(options, sample_sheet=Path(sample_sheet) if sample_sheet else None)
         res = run_demux(Path(run_dir), staging_p, opts)
     except DemuxError as exc:
         return JobResult(ok=False, stage=_stage(exc), reason=str(exc))
@@ -227,9 +224,7 @@ async def handle_run_uploaded(
         log.info("run %s already %s; RunUploaded %s ignored", data.run_id, run["status"], event.id)
         return "skipped"
     if run is not None:
-        await runs.set_status(
-            data.run_id, "demultiplexing", from_statuses=OPEN, set_={"demux_event": event.id}
-        )
+        await runs.set_status(data.run_id, "demultiplexing", from_statuses=OPEN, set_={"demux_event": event.id})
 
     output_key = f"{settings.output_prefix}/{data.run_id}"
     final = files.path(output_key)
@@ -245,9 +240,7 @@ async def handle_run_uploaded(
         options = DemuxOptions(
             threads=settings.threads,
             compression_level=settings.compression_level,
-            barcode_mismatches=(settings.barcode_mismatches,)
-            if settings.barcode_mismatches is not None
-            else None,
+            barcode_mismatches=(settings.barcode_mismatches,) if settings.barcode_mismatches is not None else None,
         )
         result = await _run_in_process(str(run_dir), sheet, str(staging), str(final), output_key, options)
         if not result.ok:

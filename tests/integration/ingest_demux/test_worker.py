@@ -80,9 +80,7 @@ def _event(res: SimulationResult) -> RunUploaded:
                 run_number=info.number,
                 lanes=info.lane_count,
                 basecall_format=res.fmt,
-                reads=[
-                    ReadSummary(number=r.number, cycles=r.cycles, is_index=r.is_index) for r in info.reads
-                ],
+                reads=[ReadSummary(number=r.number, cycles=r.cycles, is_index=r.is_index) for r in info.reads],
             ),
         )
     )

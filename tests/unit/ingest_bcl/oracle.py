@@ -109,9 +109,7 @@ def expected_fastqs(truth: Path, e: Expect) -> dict[str, list[tuple[str, str, st
             lane_part = f"_L{lane:03d}" if e.lane_split else ""
             outs = [(f"R{k + 1}", k + 1, s, q) for k, (s, q) in enumerate(templ)]
             if e.index_fastqs:
-                outs += [
-                    (f"I{k + 1}", k + 1, s, q) for k, (s, q) in enumerate(zip(index, index_q, strict=True))
-                ]
+                outs += [(f"I{k + 1}", k + 1, s, q) for k, (s, q) in enumerate(zip(index, index_q, strict=True))]
             for label, no, s, q in outs:
                 if label in ("R1", "R2") and e.adapters[no - 1]:
                     s, q = _trim(s, q, e.adapters[no - 1], e)

@@ -97,9 +97,7 @@ def test_bad_input_exits_2_with_a_message_and_no_traceback(tmp_path: Path) -> No
         (["--compression-level", "12"], "must be 0-9"),
     ],
 )
-def test_option_validation(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
-) -> None:
+def test_option_validation(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
     with pytest.raises(SystemExit) as e:
         demux_cmd.main([str(tmp_path), "--out", str(tmp_path / "o"), *argv])
     assert e.value.code == 2

@@ -22,9 +22,7 @@ def test_bcl_round_trip(calls: np.ndarray) -> None:
 
 @given(calls_st)
 @settings(max_examples=30)
-def test_bcl_gz_stream_round_trip_in_chunks(
-    tmp_path_factory: pytest.TempPathFactory, calls: np.ndarray
-) -> None:
+def test_bcl_gz_stream_round_trip_in_chunks(tmp_path_factory: pytest.TempPathFactory, calls: np.ndarray) -> None:
     p = tmp_path_factory.mktemp("bcl") / "s_1_1101.bcl.gz"
     p.write_bytes(codecs.gzip_bytes(codecs.encode_bcl(calls)))
     s = codecs.BclStream(p)

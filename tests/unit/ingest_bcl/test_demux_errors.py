@@ -25,9 +25,7 @@ from services.ingest.bcl.simulate import SimulationResult, simulate_run
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SimulationResult]:
     base = tmp_path_factory.mktemp("runs")
     return {
-        fmt: simulate_run(
-            base / fmt, fmt=fmt, clusters=120, tiles=2, reads="10,8,8,10", samples=3, seed=1, truth=False
-        )
+        fmt: simulate_run(base / fmt, fmt=fmt, clusters=120, tiles=2, reads="10,8,8,10", samples=3, seed=1, truth=False)
         for fmt in ("bcl", "bcl.gz", "cbcl")
     }
 
@@ -122,9 +120,7 @@ def test_collision_names_the_pair_and_lane(runs: dict[str, SimulationResult], tm
 def test_index_length_mismatch(runs: dict[str, SimulationResult], tmp_path: Path) -> None:
     run = _copy(runs["bcl"], tmp_path)
     _sheet(run, [Sample("A", 1, index="AAAAAA", index2="CCCCCCCC")])
-    e = _fails(
-        run, tmp_path, SampleSheetError, "sample A: Index 'AAAAAA' has 6 bases but index read 1 uses 8"
-    )
+    e = _fails(run, tmp_path, SampleSheetError, "sample A: Index 'AAAAAA' has 6 bases but index read 1 uses 8")
     assert "SampleSheet.csv" in str(e)
 
 
@@ -143,9 +139,7 @@ def test_output_folder_not_empty(runs: dict[str, SimulationResult], tmp_path: Pa
     assert (out / "keep.txt").read_text() == "mine"
 
 
-def test_worker_error_in_pool_is_reported_and_cleaned(
-    runs: dict[str, SimulationResult], tmp_path: Path
-) -> None:
+def test_worker_error_in_pool_is_reported_and_cleaned(runs: dict[str, SimulationResult], tmp_path: Path) -> None:
     run = _copy(runs["bcl"], tmp_path)
     f = run / "Data/Intensities/BaseCalls/L001/C20.1/s_1_1102.bcl"
     f.write_bytes(f.read_bytes()[:-1])

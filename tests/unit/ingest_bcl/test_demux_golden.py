@@ -33,9 +33,7 @@ def _expect(res: SimulationResult, reads: list[str], **kw: object) -> Expect:
 @pytest.mark.parametrize("fmt", ["bcl", "bcl.gz", "cbcl"])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_dual_index_two_lanes_two_tiles(tmp_path: Path, fmt: str, threads: int) -> None:
-    res = simulate_run(
-        tmp_path / "run", fmt=fmt, clusters=600, lanes=2, tiles=2, reads="14,8,8,12", samples=3, seed=11
-    )
+    res = simulate_run(tmp_path / "run", fmt=fmt, clusters=600, lanes=2, tiles=2, reads="14,8,8,12", samples=3, seed=11)
     out = tmp_path / "out"
     result = run_demux(res.run_dir, out, DemuxOptions(threads=threads))
     got = _check(res, out, _expect(res, ["Y14", "I8", "I8", "Y12"]))
@@ -63,9 +61,7 @@ def test_single_index_v1_sheet_uses_sample_order(tmp_path: Path, fmt: str) -> No
 
 
 def test_no_index_single_sample(tmp_path: Path) -> None:
-    res = simulate_run(
-        tmp_path / "run", fmt="bcl", clusters=200, lanes=1, tiles=2, reads="16", samples=1, seed=2
-    )
+    res = simulate_run(tmp_path / "run", fmt="bcl", clusters=200, lanes=1, tiles=2, reads="16", samples=1, seed=2)
     run_demux(res.run_dir, tmp_path / "out")
     got = _check(res, tmp_path / "out", _expect(res, ["Y16"], tolerances=()))
     assert got["Undetermined_S0_L001_R1_001.fastq.gz"] == []
@@ -102,9 +98,7 @@ def test_include_non_pf_flags_them_y(tmp_path: Path) -> None:
         cbcl_pf_excluded=False,
     )
     run_demux(res.run_dir, tmp_path / "out", DemuxOptions(include_non_pf=True))
-    got = _check(
-        res, tmp_path / "out", _expect(res, ["Y10", "I8", "Y10"], tolerances=(1,), include_non_pf=True)
-    )
+    got = _check(res, tmp_path / "out", _expect(res, ["Y10", "I8", "Y10"], tolerances=(1,), include_non_pf=True))
     flags = [h.split(" ")[1].split(":")[1] for recs in got.values() for h, _, _ in recs]
     assert "Y" in flags and "N" in flags
 
@@ -123,9 +117,7 @@ def test_umi_from_override_cycles_and_no_lane_splitting_and_index_fastqs(tmp_pat
         extra_settings={"NoLaneSplitting": "true", "CreateFastqForIndexReads": "1"},
     )
     run_demux(res.run_dir, tmp_path / "out")
-    got = _check(
-        res, tmp_path / "out", _expect(res, ["U5Y11", "I8", "I8", "Y16"], lane_split=False, index_fastqs=True)
-    )
+    got = _check(res, tmp_path / "out", _expect(res, ["U5Y11", "I8", "I8", "Y16"], lane_split=False, index_fastqs=True))
     head = got["Sample1_S1_R1_001.fastq.gz"][0][0]
     assert len(head.split(" ")[0].split(":")[-1]) == 5  # the UMI
     assert "Sample1_S1_I2_001.fastq.gz" in got

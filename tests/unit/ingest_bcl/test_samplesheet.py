@@ -16,9 +16,7 @@ from services.ingest.bcl.samplesheet import (
     write_samplesheet_v2,
 )
 
-ident = st.text(
-    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1, max_size=12
-)
+ident = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1, max_size=12)
 idx = st.text(alphabet="ACGT", min_size=8, max_size=8)
 
 
