@@ -481,9 +481,12 @@ class SeqhubAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         expires_in: int | None = None,
         include_refresh_token: bool = True,
     ) -> dict[str, Any]:
-        scope = client.get_allowed_scope(scope)
-        if scope is None:
-            raise InvalidScopeError()
+        if user is None:  # client credentials: an omitted scope means the client's default (RFC 6749 §3.3)
+            scope = client.get_allowed_scope(scope)
+            if scope is None:
+                raise InvalidScopeError()
+        else:  # user grants: exactly what the user granted (never widened to a default), within the client's
+            scope = scopes.format_scopes(scopes.allowed_subset(scopes.split_scopes(scope), client.record.scopes))
         request = _req()
         now = int(request.prefetched.now)
         ttl = expires_in or self.config.access_token_ttl

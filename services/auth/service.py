@@ -305,6 +305,11 @@ class AuthService:
                 status, _, headers = self.server.create_authorization_response(request, None, grant)
             return _as_redirect(status, headers)
         granted = self._offered(request, user) & set(chosen)
+        if not granted and self._offered(request, user):
+            # nothing ticked means no access; an empty scope would otherwise mean "the client's default"
+            with self.server.bound(request):
+                status, _, headers = self.server.create_authorization_response(request, None, grant)
+            return _as_redirect(status, headers)
         narrowed = [(k, v) for k, v in call.items if k != "scope"] + [("scope", scopes.format_scopes(granted))]
         request, grant = await self._validated(HttpCall(call.method, call.url, call.headers, narrowed), user)
         if isinstance(request, (Redirect, ErrorPage)):

@@ -302,3 +302,54 @@ async def test_device_flow_denied_and_expired(live_auth: LiveAuth) -> None:
         {"_id": hashing.digest(expired["device_code"])}, {"$set": {"expires_at": time.time() - 1}}
     )
     assert (await poll(expired["device_code"]))["error"] == "expired_token"
+
+
+async def _device_token(live_auth: LiveAuth, username: str, scope: str, chosen: list[str]) -> dict[str, Any]:
+    cli = live_auth.settings.cli_client_id
+    async with live_auth.http.post(
+        live_auth.issuer + "/device_authorization", data={"client_id": cli, "scope": scope}
+    ) as r:
+        grant = await r.json()
+    service = live_auth.app[keys.service]
+    user = await service.store.get_user(username)
+    assert user is not None
+    assert await service.device_decide(grant["user_code"], user, approved=True, chosen=chosen)
+    async with live_auth.http.post(
+        live_auth.issuer + "/token", data={"grant_type": DEVICE, "device_code": grant["device_code"], "client_id": cli}
+    ) as r:
+        return dict(await r.json())
+
+
+async def test_user_tokens_never_exceed_what_the_user_may_and_did_grant(live_auth: LiveAuth) -> None:
+    username, _ = await live_auth.create_user()  # an ordinary user: may not grant `admin`
+    # the CLI client may ask for admin, the (forged) form approves it: the user cannot grant it
+    token = await _device_token(live_auth, username, "admin repository:read", ["admin", "repository:read"])
+    assert token["scope"] == "repository:read"
+    # approving nothing gives a token with no scope, not the client's default scopes
+    token = await _device_token(live_auth, username, "repository:read rnaget:read", [])
+    assert token["scope"] == ""
+
+
+async def test_consent_with_nothing_ticked_is_a_denial(live_auth: LiveAuth) -> None:
+    username, password = await live_auth.create_user()
+    client = await live_auth.create_client(
+        public=True,
+        redirect_uris=[CALLBACK],
+        grant_types=["authorization_code"],
+        scopes=["repository:read", "rnaget:read"],
+    )
+    session = AuthlibSession(
+        client["client_id"], redirect_uri=CALLBACK, scope="repository:read", code_challenge_method="S256"
+    )
+    url, state = session.create_authorization_url(
+        live_auth.issuer + "/authorize", code_verifier=secrets.token_urlsafe(48)
+    )
+
+    def run() -> str:
+        browser = FormBrowser(live_auth.issuer)
+        page = browser.submit(browser.open(url), {"username": username, "password": password})
+        done = browser.submit(page, {}, button=("decision", "approve"), untick={"repository:read"})
+        return str(done.headers["Location"])
+
+    query = parse_qs(urlsplit(await asyncio.to_thread(run)).query)
+    assert query["error"] == ["access_denied"] and query["state"] == [state] and "code" not in query
