@@ -60,7 +60,13 @@ def access_of(request: web.Request) -> service.Access:
     )
 
 
+def spend_budget(request: web.Request) -> None:
+    principal: Principal = request[common_keys.principal]
+    request.app[keys.query_budget].spend(principal.subject or f"ip:{request.remote}")
+
+
 async def parse_query(request: web.Request) -> AlleleRequest:
+    spend_budget(request)
     try:
         if request.method == "GET":
             return parse_multidict(list(request.query.items()))

@@ -39,6 +39,7 @@ def create_app(settings: BeaconSettings) -> web.Application:
     )
     app[keys.settings] = settings
     app[keys.catalog] = service.Catalog()
+    app[keys.query_budget] = service.QueryBudget(settings.query_budget, settings.query_budget_window_seconds)
     app[keys.identity] = service.BeaconIdentity(
         id=settings.beacon_id,
         name=settings.name,

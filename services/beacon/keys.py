@@ -7,7 +7,7 @@ from aiohttp import web
 from libs.common.passports import PassportVerifier
 
 from .network import Network
-from .service import BeaconIdentity, Catalog
+from .service import BeaconIdentity, Catalog, QueryBudget
 from .settings import BeaconSettings
 from .store import DatasetStore
 
@@ -17,3 +17,4 @@ dataset_store = web.AppKey("dataset_store", DatasetStore)
 identity = web.AppKey("beacon_identity", BeaconIdentity)
 passports = web.AppKey("passport_verifier", PassportVerifier)
 network = web.AppKey("beacon_network", Network)
+query_budget = web.AppKey("query_budget", QueryBudget)

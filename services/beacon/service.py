@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from libs.common.auth import bearer_challenge
-from libs.common.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from libs.common.errors import BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized
 from libs.common.events import VariantsIndexed, VariantsIndexedData
 
 from .index import DatasetIndex, build_version, open_version, set_current
@@ -88,6 +89,38 @@ class Access:
 
 
 ANONYMOUS_ACCESS = Access()
+
+
+class QueryBudget:
+    """At most ``limit`` queries per ``window`` seconds per caller (subject, else client address): the
+    membership-inference defence the reference notes ask for.  Token bucket per caller, in process memory
+    (per replica); ``limit`` 0 turns it off."""
+
+    MAX_CALLERS = 100_000
+
+    def __init__(self, limit: int, window: float, clock: Any = time.monotonic) -> None:
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def spend(self, caller: str) -> None:
+        if self.limit <= 0:
+            return
+        now = self._clock()
+        rate = self.limit / self.window
+        tokens, last = self._buckets.pop(caller, (float(self.limit), now))
+        tokens = min(float(self.limit), tokens + (now - last) * rate)
+        if tokens < 1.0:
+            self._buckets[caller] = (tokens, now)
+            retry = max(1, int((1.0 - tokens) / rate + 0.999))
+            raise TooManyRequests(
+                f"query budget of {self.limit} per {self.window:g} s used up; retry in {retry} s",
+                headers={"Retry-After": str(retry)},
+            )
+        self._buckets[caller] = (tokens - 1.0, now)  # re-inserted last: dict order = least recently used
+        if len(self._buckets) > self.MAX_CALLERS:
+            del self._buckets[next(iter(self._buckets))]
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,9 @@ class BeaconSettings(BaseSettings):
     """Prefix stripped from ControlledAccessGrants values; default `<public_url>/beacon/datasets/`."""
     refresh_seconds: float = 5.0
     """How often the live datasets are re-read from MongoDB (loads and withdrawals by other replicas)."""
+    query_budget: int = 0
+    """Queries per caller per `query_budget_window_seconds` (0 = unlimited)."""
+    query_budget_window_seconds: float = 60.0
     network_beacons: list[RegisteredBeacon] = Field(default_factory=list)
     network_timeout_seconds: float = 5.0
     index_dir: Path | None = None

@@ -180,3 +180,24 @@ async def test_forged_expired_or_foreign_visas_grant_nothing(
     for name, visa in bad.items():
         headers = token_minter.bearer("erin", "", ga4gh_passport_v1=[visa])
         assert (await _ask(guarded, "mt-controlled", headers))[0] == 403, name
+
+
+async def test_query_budget_limits_each_caller_separately(
+    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]],
+    common_settings: CommonSettings,
+    chrmt_versions: tuple[Path, dict[str, BuildResult]],
+    token_minter: TokenMinter,
+    validate_schema: Callable[[str, Any], None],
+) -> None:
+    client = await aiohttp_client(create_app(beacon_settings(common_settings, query_budget=3)))
+    await install_chrmt(client.app, chrmt_versions)
+    params = {**HIT, "datasetIds": "mt-public"}
+    statuses = [(await client.get("/query", params=params)).status for _ in range(3)]
+    limited = await client.get("/query", params=params)
+    assert statuses == [200, 200, 200] and limited.status == 429
+    assert int(limited.headers["Retry-After"]) >= 1
+    body = await limited.json()
+    validate_schema("BeaconAlleleResponse", body)
+    assert "budget" in body["error"]["errorMessage"]
+    other = token_minter.bearer("someone-else", "")
+    assert (await client.get("/query", params=params, headers=other)).status == 200
