@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from libs.common.errors import BadRequest
+from libs.common.errors import BadRequest, PayloadTooLarge
 from libs.common.filestore import LocalFileStore
 
 from . import access
@@ -26,6 +26,7 @@ from .negotiation import request_format
 CHUNK = 1 << 20
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 MAX_FILES = 64
+MAX_METADATA_BYTES = 15 * 1024 * 1024  # same bound as a plain JSON/XML body
 
 
 async def read_multipart(
@@ -37,7 +38,7 @@ async def read_multipart(
     if not isinstance(metadata, BodyPartReader):
         raise BadRequest("multipart/mixed body must start with the metadata part")
     rep = request_format(metadata.headers.get("Content-Type"), rtype)
-    body = parse_body(await metadata.read(), rep, rtype)
+    body = parse_body(await _read_limited(metadata, MAX_METADATA_BYTES), rep, rtype)
     stored: list[DataFile] = []
     prefix = f"repository/{rtype.info.collection}/{uuid.uuid4().hex}"
     try:
@@ -80,3 +81,12 @@ async def _store_part(part: BodyPartReader, prefix: str, files: LocalFileStore, 
         content_type=content_type,
         md5=md5.hexdigest(),
     )
+
+
+async def _read_limited(part: BodyPartReader, limit: int) -> bytes:
+    data = bytearray()
+    while chunk := await part.read_chunk(CHUNK):
+        data += chunk
+        if len(data) > limit:
+            raise PayloadTooLarge(f"the metadata part is larger than {limit} bytes")
+    return bytes(data)
