@@ -208,10 +208,23 @@ def _completed(final: Path) -> dict[str, Any] | None:
 
 
 async def _run_in_process(*args: Any) -> JobResult:
+    """Run `run_job` in a fresh process; if this coroutine is cancelled (shutdown), the process is killed
+    at once instead of the event loop waiting for the conversion to finish (the bus redelivers later)."""
     loop = asyncio.get_running_loop()
     # spawn: the service process has threads (driver, bus); forking it would copy their locks
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return await loop.run_in_executor(pool, run_job, *args)
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    finished = False
+    try:
+        result: JobResult = await loop.run_in_executor(pool, run_job, *args)
+        finished = True
+        return result
+    finally:
+        if not finished:
+            # cancelled (or failed) while the job may still run: the executor has no public "kill", and its
+            # worker process is the only way to stop a running conversion
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def handle_run_uploaded(

@@ -248,3 +248,39 @@ async def test_event_path_through_the_bus(
     assert len(done) == 1
     _check_outputs(files, done[0])
     assert (await db["runs"].find_one({"_id": run_id}))["status"] == "demultiplexed"
+
+
+async def test_cancelled_handler_kills_the_conversion_without_blocking(
+    common_settings: CommonSettings, db: AsyncDatabase[dict[str, Any]]
+) -> None:
+    """Service shutdown cancels the handler: it must return promptly, and the run completes on redelivery."""
+    files = LocalFileStore(common_settings.files_root)
+    res = _simulate(files, clusters=40000, lanes=1, tiles=4, reads="76,8,8,76")
+    run_id = res.run_info.run_id
+    await db["runs"].insert_one({"_id": run_id, "status": "uploaded"})
+    deps = {
+        "runs": RunStore(db),
+        "outbox": Outbox(db, service="ingest"),
+        "files": files,
+        "settings": DemuxSettings(threads=1),
+    }
+    task = asyncio.create_task(handle_run_uploaded(_event(res), **deps))
+    demux_dir = files.path("demux")
+    for _ in range(600):
+        await asyncio.sleep(0.05)
+        if list(demux_dir.glob(f"*.{run_id}.staging-*")) or task.done():
+            break
+    assert not task.done(), "the conversion finished before it could be cancelled"
+    children = multiprocessing.active_children()
+    task.cancel()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert loop.time() - started < 5
+    for child in children:
+        child.join(5)
+        assert not child.is_alive()
+    assert await _events(db) == []
+    assert await handle_run_uploaded(_event(res), **deps) == "demultiplexed"
+    assert [type(e) for e in await _events(db)] == [SamplesDemultiplexed]
