@@ -14,7 +14,7 @@ from typing import Any
 from libs.common import scopes
 from libs.common.errors import BadRequest, Conflict, Forbidden, NotFound
 from libs.common.events import TokenRevoked, TokenRevokedData
-from libs.common.passports import PASSPORT_CLAIM, VISA_CLAIM
+from libs.common.passports import PASSPORT_CLAIM
 from services.auth import hashing
 from services.auth.models import (
     DEFAULT_USER_SCOPES,
@@ -30,6 +30,7 @@ from services.auth.models import (
 from services.auth.service import EventSink, KeyHolder
 from services.auth.signing import KeyRing, SigningKey
 from services.auth.store import AuthStore, DuplicateRecord
+from services.auth.visas import current_visas
 
 ADMIN_USER_SCOPES = (*DEFAULT_USER_SCOPES, "admin", "beacon:dataset:*")
 PASSPORT_TTL = 3600
@@ -184,7 +185,7 @@ class Accounts:
             raise NotFound(f"no active user {username!r}")
         now = int(time.time())
         ring = self.keys.ring
-        visas = [self._visa_jwt(ring, username, v, now) for v in user.visas if v.expires_at > now]
+        visas = current_visas(ring, issuer=self.issuer, username=username, visas=user.visas, now=now)
         passport = ring.sign(
             {
                 "iss": self.issuer,
@@ -197,20 +198,6 @@ class Accounts:
             typ="JWT",
         )
         return {"passport": passport, PASSPORT_CLAIM: visas}
-
-    def _visa_jwt(self, ring: KeyRing, username: str, visa: VisaGrant, now: int) -> str:
-        body = {"type": visa.type, "asserted": visa.asserted, "value": visa.value, "source": visa.source}
-        if visa.by:
-            body["by"] = visa.by
-        claims = {
-            "iss": self.issuer,
-            "sub": username,
-            "iat": now,
-            "exp": visa.expires_at,
-            "jti": uuid.uuid4().hex,
-            VISA_CLAIM: body,
-        }
-        return ring.sign(claims, typ="JWT")
 
     # ---- signing keys ----------------------------------------------------------------------------------
 

@@ -41,11 +41,14 @@ from authlib.oauth2.rfc7636.challenge import compare_s256_code_challenge
 from authlib.oauth2.rfc8628 import DeviceAuthorizationEndpoint, DeviceCodeGrant
 
 from libs.common import scopes
+from libs.common.passports import PASSPORT_CLAIM
 from services.auth import hashing
 from services.auth.models import AuthorizationCode, Client, DeviceGrant, RefreshToken, User
 from services.auth.signing import KeyRing
+from services.auth.visas import current_visas
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+PASSPORT_SCOPE = scopes.GA4GH_PASSPORT
 USER_GRANTS = ("authorization_code", "refresh_token", DEVICE_GRANT)
 SECRET_AUTH = ["client_secret_basic", "client_secret_post"]
 ANY_AUTH = ["client_secret_basic", "client_secret_post", "none"]
@@ -499,6 +502,15 @@ class SeqhubAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
             now=now,
             ttl=ttl,
         )
+        if user is not None and PASSPORT_SCOPE in scopes.split_scopes(scope) and user.record.visas:
+            # embedded passport: resource services evaluate the visas locally (libs.common.passports)
+            claims[PASSPORT_CLAIM] = current_visas(
+                self._keyring(),
+                issuer=self.config.issuer,
+                username=user.get_user_id(),
+                visas=user.record.visas,
+                now=now,
+            )
         request.outcome.access_jti, request.outcome.access_exp = claims["jti"], claims["exp"]
         token: dict[str, Any] = {
             "token_type": "Bearer",

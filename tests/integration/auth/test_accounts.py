@@ -4,6 +4,8 @@ cookie flags, passports verified by libs/common, key rotation, expiry cleanup.""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import time
 from typing import Any
 
@@ -247,8 +249,19 @@ async def test_passport_visas_verify_with_libs_common(live_auth: LiveAuth) -> No
     visas = verifier.verify_passport(body["passport"], subject=username)
     assert visas.rejected == () and visas.datasets(prefix="https://seqhub.example/beacon/datasets/") == {"d1"}
     assert isinstance(visas.accepted[0], ControlledAccessGrants)
+    # the access token itself carries the visas (embedded passport), as the beacon reads them
+    embedded = jwt_claims(token)["ga4gh_passport_v1"]
+    assert verifier.verify_visas(embedded, subject=username).datasets(
+        prefix="https://seqhub.example/beacon/datasets/"
+    ) == {"d1"}
     status, _ = await _json(live_auth, "GET", "/passport", await _client_token(live_auth, "repository:read"))
     assert status == 403
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT, unverified (the test verifies the visas inside)."""
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
 
 
 async def test_key_rotation_keeps_the_previous_key_published(live_auth: LiveAuth) -> None:
