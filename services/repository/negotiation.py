@@ -79,8 +79,8 @@ def offers(rtype: ResourceType | None, *, html: bool = True) -> list[tuple[str, 
 def negotiate(accept: str | None, rtype: ResourceType | None, *, html: bool = True) -> tuple[str, Representation]:
     """Pick the media type to answer with; ``NotAcceptable`` (406) when the client accepts none of them.
 
-    A generic ``application/json`` answer is labelled with the versioned type when one exists, as the draft's
-    examples show clients asking for ``application/json``.
+    Ties on q go to the server's preference (versioned JSON first). A client asking for the generic
+    ``application/json`` (as in the draft's examples) gets that label on the same GMI JSON body.
     """
     ranges = parse_accept(accept)
     best: tuple[float, int, str, Representation] | None = None

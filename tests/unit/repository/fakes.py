@@ -61,9 +61,7 @@ class FakeResourceStore:
         self.items[(resource.rtype, resource.accession)] = resource
         self.events.extend(events)
 
-    async def replace(
-        self, resource: Resource, *, expected_version: int, events: Sequence[Event] = ()
-    ) -> None:
+    async def replace(self, resource: Resource, *, expected_version: int, events: Sequence[Event] = ()) -> None:
         current = self.items.get((resource.rtype, resource.accession))
         if current is None or current.version != expected_version:
             raise StaleVersion("stale")

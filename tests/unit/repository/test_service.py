@@ -30,9 +30,7 @@ def sample(alias: str = "s1") -> dict[str, object]:
 
 async def test_create_mints_a_seqhub_accession_and_keeps_the_insdc_identifiers() -> None:
     store = FakeResourceStore()
-    [body] = xml_to_gmi(
-        Path("/work/shared/specs/sra-examples/SRS001433.xml").read_bytes(), ResourceType.SAMPLE
-    )
+    [body] = xml_to_gmi(Path("/work/shared/specs/sra-examples/SRS001433.xml").read_bytes(), ResourceType.SAMPLE)
     created = await service.create_resource(ResourceType.SAMPLE, body, caller=WRITER, store=store)
     assert not isinstance(created, Review)
     assert created.accession == "SHS000001"
@@ -55,9 +53,7 @@ async def test_project_scope_allows_writing_under_that_study_only() -> None:
     assert not isinstance(study, Review)
     member = caller("dave", "project:proj-1:write")
     parent = (ResourceType.STUDY, study.accession)
-    created = await service.create_resource(
-        ResourceType.SAMPLE, sample(), caller=member, store=store, parent=parent
-    )
+    created = await service.create_resource(ResourceType.SAMPLE, sample(), caller=member, store=store, parent=parent)
     assert not isinstance(created, Review) and created.parents.study == study.accession
     with pytest.raises(Forbidden):
         await service.create_resource(ResourceType.SAMPLE, sample("s2"), caller=member, store=store)
@@ -78,9 +74,7 @@ async def test_only_the_owner_changes_and_if_match_guards_lost_updates() -> None
     assert not isinstance(created, Review)
     acc = created.accession
     with pytest.raises(Forbidden):
-        await service.patch_resource(
-            ResourceType.SAMPLE, acc, {"title": "x"}, caller=OTHER, store=store, if_match=None
-        )
+        await service.patch_resource(ResourceType.SAMPLE, acc, {"title": "x"}, caller=OTHER, store=store, if_match=None)
     patched = await service.patch_resource(
         ResourceType.SAMPLE, acc, {"title": "new"}, caller=WRITER, store=store, if_match=created.etag
     )
@@ -156,9 +150,7 @@ async def test_review_flow_creates_the_study_on_approval_only() -> None:
     assert await store.get_by_alias(ResourceType.STUDY, "alice", "proj-1") is None
     with pytest.raises(Forbidden):
         await service.decide_review(review.id, ReviewDecision(decision="approve"), caller=WRITER, store=store)
-    decided = await service.decide_review(
-        review.id, ReviewDecision(decision="approve"), caller=ADMIN, store=store
-    )
+    decided = await service.decide_review(review.id, ReviewDecision(decision="approve"), caller=ADMIN, store=store)
     assert decided.status is ReviewStatus.APPROVED and decided.accession == "SHP000001"
     assert decided.modified.replace(microsecond=0) > review.modified.replace(microsecond=0)
     with pytest.raises(Conflict):
@@ -177,13 +169,9 @@ async def test_delete_refuses_while_children_exist() -> None:
         parent=(ResourceType.STUDY, study.accession),
     )
     with pytest.raises(Conflict):
-        await service.delete_resource(
-            ResourceType.STUDY, study.accession, caller=WRITER, store=store, if_match=None
-        )
+        await service.delete_resource(ResourceType.STUDY, study.accession, caller=WRITER, store=store, if_match=None)
     with pytest.raises(NotFound):
-        await service.delete_resource(
-            ResourceType.SAMPLE, "SHS000099", caller=WRITER, store=store, if_match=None
-        )
+        await service.delete_resource(ResourceType.SAMPLE, "SHS000099", caller=WRITER, store=store, if_match=None)
 
 
 def _vcf() -> DataFile:
@@ -232,9 +220,7 @@ async def test_analysis_with_a_vcf_is_published_and_withdrawn() -> None:
         store=store,
         if_match=None,
     )
-    assert (
-        isinstance(store.events[-1], AnalysisWithdrawn) and store.events[-1].data.reason == "access-revoked"
-    )
+    assert isinstance(store.events[-1], AnalysisWithdrawn) and store.events[-1].data.reason == "access-revoked"
 
 
 async def test_deleting_a_published_analysis_withdraws_it() -> None:
@@ -243,9 +229,7 @@ async def test_deleting_a_published_analysis_withdraws_it() -> None:
         ResourceType.ANALYSIS, analysis("PUBLIC"), caller=WRITER, store=store, files=[_vcf()]
     )
     assert not isinstance(created, Review)
-    await service.delete_resource(
-        ResourceType.ANALYSIS, created.accession, caller=WRITER, store=store, if_match=None
-    )
+    await service.delete_resource(ResourceType.ANALYSIS, created.accession, caller=WRITER, store=store, if_match=None)
     assert [type(e) for e in store.events] == [AnalysisPublished, AnalysisWithdrawn]
     assert store.events[-1].data.reason == "deleted"  # type: ignore[attr-defined]
 

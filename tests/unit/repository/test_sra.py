@@ -120,3 +120,12 @@ def test_huge_and_deep_documents_are_refused() -> None:
 def test_malformed_xml_is_a_clear_error() -> None:
     with pytest.raises(InvalidDocument, match="not well-formed"):
         parse_xml(b"<SAMPLE_SET><SAMPLE>")
+
+
+def test_unknown_json_keys_are_named_with_their_path() -> None:
+    with pytest.raises(InvalidDocument) as info:
+        validate_gmi({"sampleName": "x", "sample_name": {"taxon_id": 1, "colour": "red"}}, ResourceType.SAMPLE)
+    fields = {e.field: e for e in info.value.errors}
+    assert fields["sampleName"].path == "/SAMPLE_SET/SAMPLE/sampleName"
+    assert fields["sample_name.colour"].path == "/SAMPLE_SET/SAMPLE/SAMPLE_NAME/colour"
+    assert all("unknown property" in e.reason for e in fields.values())
