@@ -81,7 +81,7 @@ async def start_site(app: web.Application, port: int) -> web.AppRunner:
 
 
 @asynccontextmanager
-async def serve_auth(common_settings: CommonSettings) -> AsyncIterator[LiveAuth]:
+async def serve_auth(common_settings: CommonSettings, **overrides: Any) -> AsyncIterator[LiveAuth]:
     port = platform.free_port()
     base = f"http://127.0.0.1:{port}"
     issuer = f"{base}/auth"
@@ -91,8 +91,7 @@ async def serve_auth(common_settings: CommonSettings) -> AsyncIterator[LiveAuth]
         bootstrap_client_id=ADMIN_CLIENT,
         bootstrap_client_secret=ADMIN_SECRET,  # type: ignore[arg-type]
         device_interval=1,
-        login_rate=0.5,
-        login_burst=20,
+        **{"login_rate": 0.5, "login_burst": 20, **overrides},
     )
     auth_app = create_app(settings)
     root = web.Application()

@@ -11,8 +11,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import aiohttp
 
+from libs.common.config import CommonSettings
 from tests.integration.auth.browser import FormBrowser
-from tests.integration.auth.conftest import LiveAuth, Resource, basic
+from tests.integration.auth.conftest import LiveAuth, Resource, basic, serve_auth
 
 CALLBACK = "http://127.0.0.1:9/callback"
 
@@ -337,3 +338,26 @@ async def test_introspection_reports_tokens_of_a_disabled_client_inactive(live_a
         live_auth, "/introspect", {"token": token["access_token"]}, basic(rs["client_id"], rs["client_secret"])
     )
     assert info == {"active": False}
+
+
+async def test_token_and_device_endpoints_are_rate_limited(common_settings: CommonSettings) -> None:
+    async with serve_auth(common_settings, token_rate=0.5, token_burst=5, device_rate=0.5, device_burst=3) as live:
+        client = await live.create_client(grant_types=["client_credentials"], scopes=["repository:read"])
+        auth = basic(client["client_id"], client["client_secret"])
+        statuses = []
+        for _ in range(8):
+            async with live.http.post(
+                live.issuer + "/token", data={"grant_type": "client_credentials"}, headers=auth
+            ) as r:
+                statuses.append((r.status, r.headers.get("Retry-After")))
+        assert [s for s, _ in statuses[:4]] == [200] * 4  # the fixture already took one token for the admin
+        assert all(s == 429 and int(retry or 0) >= 1 for s, retry in statuses[5:])
+        for _ in range(3):
+            async with live.http.post(
+                live.issuer + "/device_authorization", data={"client_id": live.settings.cli_client_id}
+            ) as r:
+                assert r.status == 200
+        async with live.http.post(
+            live.issuer + "/device_authorization", data={"client_id": live.settings.cli_client_id}
+        ) as r:
+            assert r.status == 429 and "Retry-After" in r.headers
