@@ -56,6 +56,15 @@ def match(index: DatasetIndex, q: AlleleRequest, *, samples: int | None = None) 
     return _summarise(cols, rows, q.referenceName, samples)
 
 
+def candidate_rows(index: DatasetIndex, q: AlleleRequest) -> int:
+    """How many rows the position range of ``q`` covers (before allele filters): the cost of a match."""
+    cols = index.chromosomes.get(q.referenceName)
+    if cols is None or len(cols) == 0:
+        return 0
+    lo, hi = _position_slice(cols, q)
+    return max(0, hi - lo)
+
+
 def _position_slice(cols: ChromColumns, q: AlleleRequest) -> tuple[int, int]:
     if q.start is not None:
         first, last = q.start, q.start

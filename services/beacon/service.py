@@ -21,7 +21,7 @@ from libs.common.errors import BadRequest, Forbidden, NotFound, TooManyRequests,
 from libs.common.events import VariantsIndexed, VariantsIndexedData
 
 from .index import DatasetIndex, build_version, open_version, set_current
-from .matcher import DatasetMatch, match
+from .matcher import DatasetMatch, candidate_rows, match
 from .models import (
     AccessLevel,
     AlleleRequest,
@@ -35,8 +35,8 @@ from .models import (
 
 log = logging.getLogger(__name__)
 
-# Slices larger than this are matched in a worker thread so a whole-chromosome bracket query cannot stall
-# the event loop; point queries stay inline (a thread hop costs more than the lookup).
+# Position ranges covering more rows than this are matched in a worker thread so a whole-chromosome bracket
+# query cannot stall the event loop; smaller ones stay inline (a thread hop costs more than the lookup).
 INLINE_ROWS = 50_000
 
 
@@ -156,8 +156,7 @@ async def answer(
 
 
 async def _match(live: LiveDataset, req: AlleleRequest) -> DatasetMatch:
-    chrom = live.index.chromosomes.get(req.referenceName)
-    if chrom is not None and len(chrom) > INLINE_ROWS and req.start is None:
+    if req.start is None and candidate_rows(live.index, req) > INLINE_ROWS:
         return await asyncio.to_thread(match, live.index, req, samples=live.meta.sampleCount or None)
     return match(live.index, req, samples=live.meta.sampleCount or None)
 

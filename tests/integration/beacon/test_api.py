@@ -133,3 +133,19 @@ async def test_cors_headers_and_preflight(beacon: TestClient[Any, Any]) -> None:
         "/query", headers={"Origin": "https://example.org", "Access-Control-Request-Method": "POST"}
     )
     assert pre.status == 204 and "POST" in pre.headers["Access-Control-Allow-Methods"]
+
+
+async def test_wide_bracket_query_off_the_event_loop_gives_the_same_answer(
+    beacon: TestClient[Any, Any], monkeypatch: Any
+) -> None:
+    from services.beacon import service
+
+    params = {**HIT, "includeDatasetResponses": "ALL", "referenceBases": "N", "alternateBases": "N"}
+    params.pop("start")
+    params.update(startMin="0", startMax="16569", endMin="0", endMax="17000")
+    inline = await (await beacon.get("/query", params=params)).json()
+    monkeypatch.setattr(service, "INLINE_ROWS", 10)
+    threaded = await (await beacon.get("/query", params=params)).json()
+    assert inline == threaded
+    (entry,) = inline["datasetAlleleResponses"]
+    assert entry["info"]["matchedAlleleCount"] == 4242
