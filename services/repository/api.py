@@ -197,7 +197,9 @@ async def _create(request: web.Request, rtype: ResourceType, parent: tuple[Resou
     store, caller = _store(request), _caller(request)
     settings = request.app[keys.settings]
     if request.content_type == "multipart/mixed" and rtype in MULTIPART_TYPES:
-        body, files = await read_multipart(request, rtype, caller=caller, files=request.app[common_keys.files])
+        body, files = await read_multipart(
+            request, rtype, caller=caller, files=request.app[common_keys.files], max_bytes=settings.max_upload_bytes
+        )
         media, rep = rtype.info.json_type, Representation.JSON
     else:
         body, files = await _read_body(request, rtype), []

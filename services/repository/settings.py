@@ -24,6 +24,8 @@ class RepositorySettings(BaseSettings):
     basic_cache_seconds: float = 10.0
     max_body_bytes: int = 16 * 1024 * 1024
     """Largest JSON/XML body (ENA's per-document limit is 15 MB); multipart file parts stream past it."""
+    max_upload_bytes: int = 5 * 1024**3
+    """Total size of the file parts of one multipart/mixed creation; bigger data goes through resumable upload."""
 
     @property
     def review_type_set(self) -> frozenset[ResourceType]:

@@ -30,7 +30,12 @@ MAX_METADATA_BYTES = 15 * 1024 * 1024  # same bound as a plain JSON/XML body
 
 
 async def read_multipart(
-    request: web.Request, rtype: ResourceType, *, caller: access.Caller, files: LocalFileStore
+    request: web.Request,
+    rtype: ResourceType,
+    *,
+    caller: access.Caller,
+    files: LocalFileStore,
+    max_bytes: int,
 ) -> tuple[dict[str, Any], list[DataFile]]:
     access.require_authenticated(caller)
     reader = await request.multipart()
@@ -45,7 +50,8 @@ async def read_multipart(
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader):
                 raise BadRequest("nested multipart bodies are not supported")
-            stored.append(await _store_part(part, prefix, files, taken={f.name for f in stored}))
+            budget = max_bytes - sum(f.size for f in stored)
+            stored.append(await _store_part(part, prefix, files, taken={f.name for f in stored}, budget=budget))
             if len(stored) > MAX_FILES:
                 raise BadRequest(f"at most {MAX_FILES} files per request")
     except BaseException:
@@ -57,7 +63,9 @@ async def read_multipart(
     return body, stored
 
 
-async def _store_part(part: BodyPartReader, prefix: str, files: LocalFileStore, *, taken: set[str]) -> DataFile:
+async def _store_part(
+    part: BodyPartReader, prefix: str, files: LocalFileStore, *, taken: set[str], budget: int
+) -> DataFile:
     name = part.filename or ""
     if not SAFE_NAME.match(name):
         raise BadRequest(f"file part name {name[:80]!r} must be a plain file name (letters, digits, . _ -)")
@@ -67,7 +75,11 @@ async def _store_part(part: BodyPartReader, prefix: str, files: LocalFileStore, 
     md5 = hashlib.md5(usedforsecurity=False)  # the SRA analysis schema only knows MD5 checksums
 
     async def chunks() -> AsyncIterator[bytes]:
+        received = 0
         while chunk := await part.read_chunk(CHUNK):
+            received += len(chunk)
+            if received > budget:  # the writer's temp file is removed when this propagates
+                raise PayloadTooLarge("the files exceed the upload limit; use the resumable upload service")
             md5.update(chunk)
             yield chunk
 

@@ -194,3 +194,16 @@ async def test_multipart_with_bad_metadata_stores_nothing(
     assert "analysis_type.no_such_type" in json.dumps(await response.json())
     stored = [p for p in common_settings.files_root.rglob("*") if p.is_file()]
     assert stored == []
+
+
+async def test_multipart_over_the_upload_limit_is_413_and_stores_nothing(
+    make_app_client: Any, common_settings: CommonSettings, alice: dict[str, str]
+) -> None:
+    _app, client = await make_app_client(max_upload_bytes=len(VCF) - 1)
+    with aiohttp.MultipartWriter("mixed") as body:
+        body.append_json(ANALYSIS)
+        part = body.append(VCF, {"Content-Type": "text/x-vcf"})
+        part.set_content_disposition("attachment", filename="calls.vcf")
+    response = await client.post("/repository/analyses", data=body, headers=alice)
+    assert response.status == 413 and "resumable upload" in (await response.json())["message"]
+    assert [p for p in common_settings.files_root.rglob("*") if p.is_file()] == []
