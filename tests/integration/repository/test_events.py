@@ -207,3 +207,56 @@ async def test_multipart_over_the_upload_limit_is_413_and_stores_nothing(
     response = await client.post("/repository/analyses", data=body, headers=alice)
     assert response.status == 413 and "resumable upload" in (await response.json())["message"]
     assert [p for p in common_settings.files_root.rglob("*") if p.is_file()] == []
+
+
+async def test_nested_chain_and_multipart_run(make_app_client: Any, alice: dict[str, str]) -> None:
+    _app, client = await make_app_client()
+    study = await client.post(
+        "/repository/studies",
+        headers=alice,
+        json={"alias": "chain", "descriptor": {"study_title": "chain", "study_type": {"existing_study_type": "Other"}}},
+    )
+    study_acc = (await study.json())["accession"]
+    sample = await client.post(
+        f"/repository/studies/{study_acc}/samples",
+        headers=alice,
+        json={"alias": "s", "sample_name": {"taxon_id": 9606}},
+    )
+    sample_acc = (await sample.json())["accession"]
+    experiment = await client.post(
+        f"/repository/samples/{sample_acc}/experiments",
+        headers=alice,
+        json={
+            "alias": "lib",
+            "design": {
+                "design_description": "d",
+                "library_descriptor": {
+                    "library_strategy": "WGS",
+                    "library_source": "GENOMIC",
+                    "library_selection": "RANDOM",
+                    "library_layout": {"single": {}},
+                },
+            },
+            "platform": {"illumina": {"instrument_model": "Illumina MiSeq"}},
+        },
+    )
+    assert experiment.status == 201, await experiment.text()
+    exp = await experiment.json()
+    assert exp["study_ref"] == {"accession": study_acc}  # filled in from the URL
+    assert exp["design"]["sample_descriptor"] == {"accession": sample_acc}
+    fastq = b"@r1\nACGT\n+\nIIII\n"
+    with aiohttp.MultipartWriter("mixed") as body:
+        body.append_json({"alias": "run-1", "title": "one run"})
+        part = body.append(fastq, {"Content-Type": "text/plain"})
+        part.set_content_disposition("attachment", filename="s_R1.fastq")
+    run = await client.post(f"/repository/experiments/{exp['accession']}/runs", data=body, headers=alice)
+    assert run.status == 201, await run.text()
+    doc = await run.json()
+    [entry] = doc["data_block"]["files"]["file"]
+    assert entry["checksum"] == hashlib.sha256(fastq).hexdigest() and entry["checksum_method"] == "SHA-256"
+    rels = {link["rel"].rsplit("/links/", 1)[-1]: link["href"] for link in doc["links"]}
+    assert rels["study/sample/experiment"].endswith(f"/experiments/{exp['accession']}")
+    runs = await (await client.get(f"/repository/experiments/{exp['accession']}/runs")).json()
+    assert [r["accession"] for r in runs["resources"]] == [doc["accession"]]
+    blocked = await client.delete(f"/repository/experiments/{exp['accession']}", headers=alice)
+    assert blocked.status == 409
