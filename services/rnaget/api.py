@@ -1,22 +1,405 @@
-"""HTTP entry points of the rnaget service: thin handlers that parse, call a use case, serialise."""
+"""HTTP entry points of the rnaget service: the released 1.0.0 routes and the 2019 draft (seed) routes.
+
+Thin handlers: parse parameters (params.py), call a use case (service.py), serialise (media.py).
+Routes are declared without the ``/rnaget`` prefix. Static paths are registered before ``{id}``
+paths, and the list routes answer with and without a trailing slash (the compliance suite asks for
+``projects/``).
+"""
 
 from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 
 from libs.common import keys as common_keys
+from libs.common.auth import require_scopes
+from libs.common.errors import BadRequest, NotAcceptable
+
+from . import keys, media, params, service
+from .models import FileObject, Kind, MatrixFormat, MatrixRecord, Project, ServiceInfo, Study, Ticket
+from .service import READ_SCOPE, Access
 
 routes = web.RouteTableDef()
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+PROJECT_PARAMS = ("version", "tags", "name")
+STUDY_PARAMS = (*PROJECT_PARAMS, "projectID")
+_META = ("version", "tags", "studyID", "projectID", "units")
+_EXPR_SLICE = (*params.LIST_PARAMS, *params.THRESHOLD_PARAMS, *params.BOUND_PARAMS)
+_CONT_SLICE = ("sampleIDList", *params.RANGE_PARAMS)
+BY_ID_PARAMS = {Kind.EXPRESSION: ("format", *_EXPR_SLICE), Kind.CONTINUOUS: ("format", *_CONT_SLICE)}
+SEARCH_PARAMS = {Kind.EXPRESSION: ("format", *_META, *_EXPR_SLICE), Kind.CONTINUOUS: ("format", *_META, *_CONT_SLICE)}
+_ROUTE = {Kind.EXPRESSION: "expressions", Kind.CONTINUOUS: "continuous"}
+
+
+# -- helpers at the edge ------------------------------------------------------------------------------
+
+
+def _access(request: web.Request) -> Access:
+    principal = request[common_keys.principal]
+    if request.app[keys.settings].require_token:
+        require_scopes(principal, READ_SCOPE)
+    return Access(authenticated=principal.authenticated, can_read=principal.has(READ_SCOPE))
+
+
+async def _source(request: web.Request) -> Mapping[str, Any]:
+    """GET: the query string; POST: a JSON object with the same keys (the spec's SHOULD for long queries)."""
+    if request.method != "POST":
+        return request.query
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadRequest("the body must be a JSON object of search parameters") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object of search parameters")
+    return body
+
+
+def _base(request: web.Request) -> str:
+    configured = request.app[keys.settings].base_url
+    return configured.rstrip("/") if configured else str(request.url.origin())
+
+
+def _bytes_url(request: web.Request, record: MatrixRecord, p: params.Params, fmt: MatrixFormat) -> str:
+    path = request.app.router[f"{_ROUTE[record.kind]}_bytes_by_id"].url_for(matrixId=record.id)
+    query = {**p.raw, "format": fmt.value}
+    return _base(request) + str(path.with_query(query))
+
+
+def _ticket_headers(request: web.Request) -> dict[str, str] | None:
+    # the ticket URL is fetched with only these headers (no token of its own): carry the caller's
+    auth = request.headers.get("Authorization")
+    return {"Authorization": auth} if auth else None
+
+
+def _ticket(request: web.Request, record: MatrixRecord, p: params.Params, fmt: MatrixFormat) -> dict[str, Any]:
+    return Ticket(
+        id=record.id,
+        version=record.version,
+        studyID=record.studyID,
+        fileType=fmt,
+        units=record.units,
+        url=_bytes_url(request, record, p, fmt),
+        headers=_ticket_headers(request),
+    ).dump()
+
+
+def _file_object(request: web.Request, record: MatrixRecord, p: params.Params, fmt: MatrixFormat) -> dict[str, Any]:
+    url = _bytes_url(request, record, p, fmt)
+    return FileObject(
+        id=record.id,
+        version=record.version,
+        tags=record.tags,
+        fileType=fmt,
+        studyID=record.studyID,
+        units=record.units,
+        url=url,
+        URL=url,
+        headers=_ticket_headers(request),
+    ).dump()
+
+
+def _required_format(p: params.Params) -> MatrixFormat:
+    if p.format is None:
+        raise BadRequest("format is required: loom or tsv (see /formats)")
+    return p.format
+
+
+async def _send(request: web.Request, record: MatrixRecord, p: params.Params, fmt: MatrixFormat) -> web.StreamResponse:
+    settings = request.app[keys.settings]
+    download = await service.plan_download(
+        record,
+        p,
+        fmt,
+        files=request.app[keys.matrix_files],
+        tmp_dir=settings.data_dir(request.app) / "tmp",
+        max_cells=settings.max_slice_cells,
+    )
+    try:
+        first = await service.next_chunk(download.chunks)  # errors before the headers still render as JSON
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": fmt.media_type,
+                "Content-Disposition": f'attachment; filename="{download.filename}"',
+                "X-Matrix-Shape": f"{download.rows}x{download.cols}",
+            }
+        )
+        await response.prepare(request)
+        chunk = first
+        while chunk is not None:
+            await response.write(chunk)
+            chunk = await service.next_chunk(download.chunks)
+        await response.write_eof()
+        return response
+    finally:
+        download.chunks.close()
+
+
+# -- service info -----------------------------------------------------------------------------------
 
 
 @routes.get("/service-info")
 async def service_info(request: web.Request) -> web.Response:
-    """GA4GH service-info (https://github.com/ga4gh-discovery/ga4gh-service-info)."""
+    """GA4GH service-info (RNAget 1.1.0 adds it; harmless for 1.0.0 clients)."""
     common = request.app[common_keys.common_settings]
-    return web.json_response({
-        "id": "org.seqhub.rnaget",
-        "name": "seqhub rnaget",
-        "type": {"group": "org.ga4gh", "artifact": "rnaget", "version": "1.0.0"},
-        "organization": {"name": "seqhub", "url": common.public_url},
-        "version": "0.1.0",
-    })
+    info = ServiceInfo(
+        id="org.seqhub.rnaget",
+        name="seqhub RNAget",
+        type={"group": "org.ga4gh", "artifact": "rnaget", "version": "1.0.0"},
+        description="Expression matrices and continuous signal: released 1.0.0 routes and the 2019 draft routes",
+        organization={"name": "seqhub", "url": common.public_url},
+        version="0.1.0",
+        supported={"projects": True, "studies": True, "expressions": True, "continuous": True},
+    )
+    return media.json_response(request, info.dump())
+
+
+# -- projects and studies ------------------------------------------------------------------------------
+
+
+def _project_routes() -> None:
+    async def filters(request: web.Request) -> web.Response:
+        media.json_media_type(request)
+        found = await service.project_filters(store=request.app[keys.metadata_store])
+        return media.json_response(request, [f.dump() for f in found])
+
+    async def search(request: web.Request) -> web.Response:
+        p = params.parse(await _source(request), allowed=PROJECT_PARAMS)
+        found = await request.app[keys.metadata_store].find_projects(p.filters)
+        return media.json_response(request, [x.dump() for x in found])
+
+    async def by_id(request: web.Request) -> web.Response:
+        media.json_media_type(request)
+        project = await service.get_project(request.match_info["projectId"], store=request.app[keys.metadata_store])
+        return media.json_response(request, project.dump())
+
+    for path in ("/projects", "/projects/", "/projects/search", "/projects/search/"):
+        routes.get(path)(search)
+    routes.post("/projects/search")(search)
+    routes.get("/projects/filters")(filters)
+    routes.get("/projects/search/filters")(filters)
+    routes.get("/projects/{projectId}")(by_id)
+
+
+def _study_routes() -> None:
+    async def filters(request: web.Request) -> web.Response:
+        media.json_media_type(request)
+        found = await service.study_filters(store=request.app[keys.metadata_store])
+        return media.json_response(request, [f.dump() for f in found])
+
+    async def search(request: web.Request) -> web.Response:
+        p = params.parse(await _source(request), allowed=STUDY_PARAMS)
+        found = await request.app[keys.metadata_store].find_studies(p.filters)
+        return media.json_response(request, [x.dump() for x in found])
+
+    async def by_id(request: web.Request) -> web.Response:
+        media.json_media_type(request)
+        study = await service.get_study(request.match_info["studyId"], store=request.app[keys.metadata_store])
+        return media.json_response(request, study.dump())
+
+    for path in ("/studies", "/studies/", "/studies/search", "/studies/search/"):
+        routes.get(path)(search)
+    routes.post("/studies/search")(search)
+    routes.get("/studies/filters")(filters)
+    routes.get("/studies/search/filters")(filters)
+    routes.get("/studies/{studyId}")(by_id)
+
+
+# -- expressions and continuous -----------------------------------------------------------------------
+
+
+def _matrix_routes(kind: Kind) -> None:
+    base = "/" + _ROUTE[kind]
+
+    async def formats(request: web.Request) -> web.Response:
+        return media.json_response(request, [f.value for f in MatrixFormat])
+
+    async def filters(request: web.Request) -> web.Response:
+        media.json_media_type(request)
+        found = await service.matrix_filters(kind, request.query.get("type"), store=request.app[keys.metadata_store])
+        return media.json_response(request, [f.dump() for f in found])
+
+    async def multi_ticket(request: web.Request) -> web.Response:
+        media.json_media_type(request)
+        p = params.parse(await _source(request), allowed=SEARCH_PARAMS[kind])
+        fmt = _required_format(p)
+        record = await service.find_one_matrix(kind, p, store=request.app[keys.metadata_store], access=_access(request))
+        return media.json_response(request, _ticket(request, record, p, fmt))
+
+    async def multi_bytes(request: web.Request) -> web.StreamResponse:
+        p = params.parse(await _source(request), allowed=SEARCH_PARAMS[kind])
+        requested = _required_format(p)
+        record = await service.find_one_matrix(kind, p, store=request.app[keys.metadata_store], access=_access(request))
+        # not found (404) wins over not acceptable (406): look the matrix up first
+        fmt = media.matrix_format(request, requested, request.app[keys.settings].default_format)
+        return await _send(request, record, p, fmt)
+
+    async def draft_search(request: web.Request) -> web.Response:
+        media.json_media_type(request)
+        try:
+            p = params.parse(await _source(request), allowed=SEARCH_PARAMS[kind])
+        except NotAcceptable:
+            # the draft searches files: "format" is a filter like the others, and no file has an unknown one
+            return media.json_response(request, [])
+        fmt = _required_format(p)
+        found = await service.find_matrices(kind, p, store=request.app[keys.metadata_store], access=_access(request))
+        return media.json_response(request, [_file_object(request, r, p, fmt) for r in found])
+
+    async def _record(request: web.Request) -> MatrixRecord:
+        return await service.get_matrix(
+            kind, request.match_info["matrixId"], store=request.app[keys.metadata_store], access=_access(request)
+        )
+
+    async def ticket_by_id(request: web.Request) -> web.Response:
+        media.json_media_type(request)
+        p = params.parse(request.query, allowed=BY_ID_PARAMS[kind])
+        record = await _record(request)
+        fmt = p.format or request.app[keys.settings].default_format
+        return media.json_response(request, _ticket(request, record, p, fmt))
+
+    async def bytes_by_id(request: web.Request) -> web.StreamResponse:
+        p = params.parse(request.query, allowed=BY_ID_PARAMS[kind])
+        record = await _record(request)
+        fmt = media.matrix_format(request, p.format, request.app[keys.settings].default_format)
+        return await _send(request, record, p, fmt)
+
+    async def draft_by_id(request: web.Request) -> web.StreamResponse:
+        p = params.parse(request.query, allowed=BY_ID_PARAMS[kind])
+        if kind is Kind.CONTINUOUS:  # the draft's /continuous/{id} is the matrix itself
+            return await bytes_by_id(request)
+        media.json_media_type(request)
+        record = await _record(request)
+        fmt = p.format or request.app[keys.settings].default_format
+        return media.json_response(request, _file_object(request, record, p, fmt))
+
+    routes.get(f"{base}/formats")(formats)
+    routes.get(f"{base}/filters")(filters)
+    routes.get(f"{base}/search/filters")(filters)
+    routes.get(f"{base}/ticket")(multi_ticket)
+    routes.post(f"{base}/ticket")(multi_ticket)
+    routes.get(f"{base}/bytes")(multi_bytes)
+    routes.post(f"{base}/bytes")(multi_bytes)
+    routes.get(f"{base}/search")(draft_search)
+    routes.post(f"{base}/search")(draft_search)
+    routes.get(f"{base}/{{matrixId}}/ticket")(ticket_by_id)
+    routes.get(f"{base}/{{matrixId}}/bytes", name=f"{_ROUTE[kind]}_bytes_by_id")(bytes_by_id)
+    routes.get(f"{base}/{{matrixId}}")(draft_by_id)
+
+
+# -- administration (operators; the `seqhub rnaget` CLI) ------------------------------------------------
+
+
+async def put_project(request: web.Request) -> web.Response:
+    require_scopes(request[common_keys.principal], service.ADMIN_SCOPE)
+    body = await _source_json(request)
+    project = Project.model_validate({**body, "id": request.match_info["projectId"]})
+    await request.app[keys.metadata_store].put_project(project)
+    return media.json_response(request, project.dump())
+
+
+async def put_study(request: web.Request) -> web.Response:
+    require_scopes(request[common_keys.principal], service.ADMIN_SCOPE)
+    body = await _source_json(request)
+    study = Study.model_validate({**body, "id": request.match_info["studyId"]})
+    await request.app[keys.metadata_store].put_study(study)
+    return media.json_response(request, study.dump())
+
+
+async def _source_json(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadRequest("the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+IMPORT_PARAMS = ("format", "units", "studyID", "projectID", "version", "name", "description", "tags", "access_level")
+
+
+async def import_matrix(request: web.Request) -> web.Response:
+    """PUT the raw matrix file (TSV, TSV.gz or loom) as the body; metadata in the query string."""
+    require_scopes(request[common_keys.principal], service.ADMIN_SCOPE)
+    kind = _kind(request.match_info["kind"])
+    q = request.query
+    unknown = sorted(set(q) - set(IMPORT_PARAMS))
+    if unknown:
+        raise BadRequest(f"unsupported parameter(s): {', '.join(unknown)}; accepted: {', '.join(IMPORT_PARAMS)}")
+    if "format" not in q or "units" not in q:
+        raise BadRequest("format (tsv or loom) and units (e.g. TPM) are required")
+    req = service.ImportRequest(
+        matrix_id=_matrix_id(request.match_info["matrixId"]),
+        kind=kind,
+        format=params.parse_format(q["format"]),
+        units=q["units"],
+        study_id=q.get("studyID"),
+        project_id=q.get("projectID"),
+        version=q.get("version"),
+        name=q.get("name"),
+        description=q.get("description"),
+        tags=tuple(t.strip() for t in q["tags"].split(",")) if q.get("tags") else None,
+        access_level=q.get("access_level", "PUBLIC").upper(),
+    )
+    if req.access_level not in ("PUBLIC", "REGISTERED", "CONTROLLED"):
+        raise BadRequest("access_level must be PUBLIC, REGISTERED or CONTROLLED")
+    settings = request.app[keys.settings]
+    tmp = settings.data_dir(request.app) / "tmp" / f"upload-{uuid.uuid4().hex}"
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with tmp.open("wb") as out:
+            async for chunk in request.content.iter_chunked(1 << 20):
+                out.write(chunk)
+        record = await service.import_matrix(
+            tmp,
+            req,
+            store=request.app[keys.metadata_store],
+            files=request.app[keys.matrix_files],
+            outbox=request.app[common_keys.outbox],
+        )
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return media.json_response(request, record.model_dump(mode="json", exclude_none=True), status=201)
+
+
+async def delete_matrix(request: web.Request) -> web.Response:
+    require_scopes(request[common_keys.principal], service.ADMIN_SCOPE)
+    kind = _kind(request.match_info["kind"])
+    store = request.app[keys.metadata_store]
+    record = await service.get_matrix(
+        kind, request.match_info["matrixId"], store=store, access=Access(authenticated=True, can_read=True)
+    )
+    await service.delete_matrix(record, store=store, files=request.app[keys.matrix_files])
+    return web.Response(status=204)
+
+
+def _kind(text: str) -> Kind:
+    try:
+        return {"expressions": Kind.EXPRESSION, "continuous": Kind.CONTINUOUS}[text]
+    except KeyError:
+        raise BadRequest(f"unknown matrix kind {text!r}; use expressions or continuous") from None
+
+
+def _matrix_id(text: str) -> str:
+    import re
+
+    from .models import ID_PATTERN
+
+    if not re.match(ID_PATTERN, text):
+        raise BadRequest(f"matrix id {text!r} must match {ID_PATTERN}")
+    return text
+
+
+_project_routes()
+_study_routes()
+_matrix_routes(Kind.EXPRESSION)
+_matrix_routes(Kind.CONTINUOUS)
+routes.put("/admin/projects/{projectId}")(put_project)
+routes.put("/admin/studies/{studyId}")(put_study)
+routes.put("/admin/{kind}/{matrixId}")(import_matrix)
+routes.delete("/admin/{kind}/{matrixId}")(delete_matrix)

@@ -16,7 +16,7 @@ import datetime as dt
 import html
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -195,7 +195,7 @@ def format_block(values: FloatArray) -> list[bytes]:
 _TSV_TABLE = bytes.maketrans(b",]", b"\t\n")
 
 
-def tsv_chunks(mf: MatrixFile, sel: Selection, *, comments: Sequence[str] = ()) -> Iterator[bytes]:
+def tsv_chunks(mf: MatrixFile, sel: Selection, *, comments: Sequence[str] = ()) -> Generator[bytes, None, None]:
     """Stream a slice as TSV: comments, a header row, then one row per feature/track."""
     head = [f"# {c}" for c in comments]
     row_names = list(mf.row_attrs)
@@ -208,9 +208,7 @@ def tsv_chunks(mf: MatrixFile, sel: Selection, *, comments: Sequence[str] = ()) 
     head.append("\t".join([*row_names, *col_labels]))
     yield ("\n".join(head) + "\n").encode()
     for rows, values in mf.iter_blocks(sel, _OUT_BLOCK):
-        labels = [
-            "\t".join(t) for t in zip(*(mf.row_attrs[n][rows].tolist() for n in row_names), strict=True)
-        ]
+        labels = ["\t".join(t) for t in zip(*(mf.row_attrs[n][rows].tolist() for n in row_names), strict=True)]
         lines = format_block(values)
         yield b"".join(lab.encode() + b"\t" + line + b"\n" for lab, line in zip(labels, lines, strict=True))
 
@@ -268,7 +266,7 @@ def _ascii(values: list[str]) -> np.ndarray[Any, Any]:
     return np.array(encoded, dtype=f"S{width}")
 
 
-def file_chunks(path: Path, *, delete: bool = False, size: int = _STREAM_CHUNK) -> Iterator[bytes]:
+def file_chunks(path: Path, *, delete: bool = False, size: int = _STREAM_CHUNK) -> Generator[bytes, None, None]:
     """Stream a file in chunks; optionally delete it when done (or abandoned)."""
     try:
         with path.open("rb") as f:

@@ -97,9 +97,7 @@ class MatrixWriter:
             raise MatrixFormatError("every row block must carry the same row attributes")
         for name, labels in row_attrs.items():
             if len(labels) != block.shape[0]:
-                raise MatrixFormatError(
-                    f"row attribute {name!r} has {len(labels)} values for {block.shape[0]} rows"
-                )
+                raise MatrixFormatError(f"row attribute {name!r} has {len(labels)} values for {block.shape[0]} rows")
             self._row_attrs[name].extend(labels)
         self._pending.append(block)
         self._pending_rows += block.shape[0]
@@ -256,9 +254,7 @@ class MatrixFile:
             return np.empty((sel.rows.size, sel.cols.size), np.float32)
         return np.concatenate(parts)
 
-    def iter_blocks(
-        self, sel: Selection, block_rows: int = BLOCK_ROWS
-    ) -> Iterator[tuple[IndexArray, FloatArray]]:
+    def iter_blocks(self, sel: Selection, block_rows: int = BLOCK_ROWS) -> Iterator[tuple[IndexArray, FloatArray]]:
         """Yield (row indices, values) blocks of at most ``block_rows`` rows, in matrix order."""
         if sel.cols.size == 0:
             return
