@@ -135,26 +135,29 @@ class PartFiles:
             self._hashes[upload_id] = _RunningHash(offset, whole)
 
     async def _pump(self, body: AsyncIterator[bytes], writer: _Writer, limit: int | None) -> int:
-        buffer = bytearray()
+        # chunks are collected by reference (no copy) and handed to the writer thread as one writev batch
+        batch: list[bytes] = []
+        batched = 0
         total = 0
         try:
             async for chunk in body:
                 total += len(chunk)
                 if limit is not None and total > limit:
                     raise BodyTooLong(f"body exceeds the {limit} bytes the upload may still take")
-                buffer += chunk
-                if len(buffer) >= self.buffer_size:
-                    await writer.submit(bytes(buffer))
-                    buffer.clear()
+                batch.append(chunk)
+                batched += len(chunk)
+                if batched >= self.buffer_size:
+                    await writer.submit(batch)
+                    batch, batched = [], 0
         except (BodyTooLong, asyncio.CancelledError):
             raise
         except (ConnectionError, EOFError) as exc:
-            if buffer:
-                await writer.submit(bytes(buffer))
+            if batch:
+                await writer.submit(batch)
             await writer.drain()
             raise BodyInterrupted(total) from exc
-        if buffer:
-            await writer.submit(bytes(buffer))
+        if batch:
+            await writer.submit(batch)
         await writer.drain()
         return total
 
@@ -186,17 +189,22 @@ class _Writer:
         self.hashers = hashers
         self.pending: asyncio.Future[None] | None = None
 
-    async def submit(self, data: bytes) -> None:
+    async def submit(self, batch: list[bytes]) -> None:
         await self.drain()
-        self.pending = asyncio.ensure_future(asyncio.to_thread(self._write, data))
+        self.pending = asyncio.ensure_future(asyncio.to_thread(self._write, batch))
 
-    def _write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            n = os.write(self.fd, view)
-            view = view[n:]
-        for h in self.hashers:
-            h.update(data)
+    def _write(self, batch: list[bytes]) -> None:
+        views = [memoryview(b) for b in batch]
+        while views:
+            written = os.writev(self.fd, views[:1024])
+            while views and written >= len(views[0]):
+                written -= len(views[0])
+                views.pop(0)
+            if written:
+                views[0] = views[0][written:]
+        for data in batch:
+            for h in self.hashers:
+                h.update(data)
 
     async def drain(self) -> None:
         if self.pending is not None:

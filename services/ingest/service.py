@@ -12,7 +12,7 @@ import asyncio
 import os
 import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from libs.common.outbox import Outbox
 from . import manifest
 from .metrics import RUNS_STALLED, RUNS_UPLOADED
 from .models import OPEN_STATUSES, DeclaredFile, RunCreate, RunPage, RunStatus, RunView, StoredFile
-from .partfile import PartFiles
+from .partfile import PartFiles, file_digest
 from .paths import validate_relative_path, validate_run_name
 from .store import RunStore, UploadStore, in_transaction
 
@@ -52,6 +52,8 @@ class Ingest:
     files: LocalFileStore
     outbox: Outbox
     limits: Limits
+    # facts of a run that never change after registration (RunInfo, format, marker), by run id
+    run_facts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class RunNotFound(NotFound):
@@ -185,6 +187,7 @@ async def delete_run(run_id: str, *, subject: str, deps: Ingest) -> None:
         await deps.runs.delete(run_id, session=session)
 
     await in_transaction(deps.outbox, _delete)
+    deps.run_facts.pop(run_id, None)
     await deps.files.delete(uri_of(folder_key(run_id)) + "/")
 
 
@@ -212,6 +215,17 @@ async def declare_files(run_id: str, files: list[DeclaredFile], *, subject: str,
         return updated
 
     return to_view(await in_transaction(deps.outbox, _declare))
+
+
+async def _run_facts(run_id: str, *, deps: Ingest) -> dict[str, Any]:
+    facts = deps.run_facts.get(run_id)
+    if facts is None:
+        run = await get_run(run_id, deps=deps)
+        facts = {k: run[k] for k in ("run_info_xml", "format", "completion_marker")}
+        if len(deps.run_facts) > 1000:
+            deps.run_facts.clear()
+        deps.run_facts[run_id] = facts
+    return facts
 
 
 async def check_run_accepts(run_id: str, path: str, length: int | None, *, subject: str, deps: Ingest) -> None:
@@ -253,14 +267,14 @@ async def store_completed_file(
     deps: Ingest,
 ) -> StoredFile:
     """Move a finished upload into the run folder and account for it; may complete the run (RunUploaded)."""
-    run = await get_run(run_id, deps=deps)
+    run = await _run_facts(run_id, deps=deps)
     expected = manifest.expected_paths(run["run_info_xml"], run["format"])
     key = file_key(run_id, path)
     uri = uri_of(key)
     target = deps.files.path(key)
     source = deps.parts.path(upload_id)
     if source.exists():
-        if target.exists():
+        if target.exists() and not await _same_file(target, size, sha256):
             raise Conflict(f"{path!r} is already stored in run {run_id!r}; files cannot be overwritten")
         await _move_into_store(source, target)
     elif not target.exists() or target.stat().st_size != size:
@@ -310,6 +324,14 @@ async def store_completed_file(
 
     await in_transaction(deps.outbox, _account)
     return stored
+
+
+async def _same_file(path: Path, size: int, sha256: str) -> bool:
+    """A finalisation interrupted after the move left exactly these bytes in the store."""
+    def _same() -> bool:
+        return path.stat().st_size == size and file_digest(path, "sha256") == sha256
+
+    return await asyncio.to_thread(_same)
 
 
 async def _move_into_store(source: Path, target: Path) -> None:

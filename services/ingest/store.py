@@ -8,6 +8,8 @@ The only module of the service that imports pymongo. Collections (database `seqh
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
@@ -43,14 +45,16 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
-async def in_transaction(outbox: Outbox, work: Callable[[Any], Awaitable[T]], *, attempts: int = 8) -> T:
-    """Run `work(session)` in a transaction, retrying transient conflicts (concurrent file completions)."""
+async def in_transaction(outbox: Outbox, work: Callable[[Any], Awaitable[T]], *, attempts: int = 30) -> T:
+    """Run `work(session)` in a transaction, retrying transient conflicts (concurrent file completions of a run
+    all update the run document) with jittered exponential back-off."""
     for attempt in range(attempts):
         try:
             async with outbox.transaction() as session:
                 return await work(session)
         except PyMongoError as exc:
             if attempt + 1 < attempts and exc.has_error_label("TransientTransactionError"):
+                await asyncio.sleep(random.uniform(0, min(0.5, 0.005 * 2**attempt)))
                 continue
             raise
     raise AssertionError("unreachable")
@@ -188,6 +192,11 @@ class UploadStore:
             {"_id": upload_id, "lock.token": token},
             {"$set": {"lock": None, **(set_ or {})}},
             return_document=ReturnDocument.AFTER,
+        )
+
+    async def update_get(self, upload_id: str, set_: Mapping[str, Any]) -> Doc | None:
+        return await self.uploads.find_one_and_update(
+            {"_id": upload_id}, {"$set": dict(set_)}, return_document=ReturnDocument.AFTER
         )
 
     async def update(self, upload_id: str, set_: Mapping[str, Any], *, session: Any = None) -> None:

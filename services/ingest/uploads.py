@@ -152,13 +152,17 @@ async def create_upload(
         "lock": None,
         "purge_at": None,
     }
+    token = uuid.uuid4().hex
+    with_body = body is not None and length != 0 and not parts
+    if body is not None and with_body:  # creation-with-upload: nobody knows the URL yet; we hold the lock from birth
+        doc["lock"] = {"token": token, "until": at + deps.limits.lock_lease, "checksum": body.checksum is not None}
     deps.parts.create(doc["_id"])
     await deps.uploads.insert(doc)
     if parts:
         await deps.parts.concat(doc["_id"], [p["_id"] for p in parts])
         doc = await _record(doc["_id"], {"offset": length}, deps=deps)
-    if body is not None and doc["length"] != 0:
-        return await patch_upload(doc["_id"], body, subject=subject, correlation_id=correlation_id, deps=deps)
+    if body is not None and with_body:
+        doc = await _append_then_release(doc, body, token, deps=deps)
     if doc["length"] is not None and doc["offset"] == doc["length"]:
         doc = await _finish(doc, correlation_id=correlation_id, deps=deps)
     return _info(doc)
@@ -180,9 +184,9 @@ async def _final_parts(concat: Concat, *, subject: str, deps: Ingest) -> list[di
 
 
 async def _record(upload_id: str, set_: dict[str, Any], *, deps: Ingest) -> dict[str, Any]:
-    await deps.uploads.update(upload_id, {**set_, "updated_at": now()})
-    doc = await deps.uploads.get(upload_id)
-    assert doc is not None
+    doc = await deps.uploads.update_get(upload_id, {**set_, "updated_at": now()})
+    if doc is None:
+        raise UploadNotFound(f"no upload {upload_id}")
     return doc
 
 
@@ -252,14 +256,20 @@ async def patch_upload(
             f"upload {upload_id} is being written by another request; retry after it ends",
             headers={"Retry-After": str(max(1, int(deps.limits.lock_lease.total_seconds())))},
         )
-    try:
-        doc = await _append_locked(locked, body, token, deps=deps)
-    finally:
-        with contextlib.suppress(Exception):
-            await deps.uploads.unlock(upload_id, token)
+    doc = await _append_then_release(locked, body, token, deps=deps)
     if doc["length"] is not None and doc["offset"] == doc["length"]:
         doc = await _finish(doc, correlation_id=correlation_id, deps=deps)
     return _info(doc)
+
+
+async def _append_then_release(doc: dict[str, Any], body: Body, token: str, *, deps: Ingest) -> dict[str, Any]:
+    """Append under the lock `token`; the lock is released with the new offset, or as is on failure."""
+    try:
+        return await _append_locked(doc, body, token, deps=deps)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await deps.uploads.unlock(doc["_id"], token)
+        raise
 
 
 async def _set_deferred_length(doc: dict[str, Any], length: int, *, deps: Ingest) -> dict[str, Any]:
@@ -357,7 +367,7 @@ async def _finish(doc: dict[str, Any], *, correlation_id: str | None, deps: Inge
         except Conflict:  # the path was stored by another upload, or the run closed: this one is moot
             await _bury(doc, deps=deps)
             raise
-        doc = await deps.uploads.get(upload_id) or doc
+        doc = {**doc, "state": UploadState.STORED.value}
     return doc
 
 
