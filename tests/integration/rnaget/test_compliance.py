@@ -108,3 +108,14 @@ async def test_draft_0_1_1_suite_passes(server_factory: Any, tmp_path: Path) -> 
         await load_compliance_dataset(server)
         results = await run_suite("0.1.1", server.base, tmp_path)
     assert_all_passed(results)
+
+
+@pytest.mark.timeout(600)
+async def test_gate_fails_when_the_server_is_not_compliant(server_factory: Any, tmp_path: Path) -> None:
+    # negative control: tokens required but the suite has none -> failures (and skipped children) reported
+    async with server_factory(require_token=True) as server:
+        await load_compliance_dataset(server)
+        results = await run_suite("1.0.0", server.base, tmp_path)
+    assert results[0]["total_tests_failed"] > 0
+    with pytest.raises(AssertionError):
+        assert_all_passed(results)
