@@ -217,7 +217,7 @@ def _sample_rows(vcf: Path, rng: random.Random) -> list[tuple[str, int, str, str
     return _ROWS
 
 
-async def _load(url: str, params: list[dict[str, str]] | None, duration: float, concurrency: int) -> dict[str, float]:
+async def _load(url: str, params: list[dict[str, str]] | None, duration: float, concurrency: int) -> dict[str, Any]:
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + duration
@@ -246,6 +246,33 @@ async def _load(url: str, params: list[dict[str, str]] | None, duration: float, 
         "p99": latencies[int(len(latencies) * 0.99)] * 1000,
         "n": len(latencies),
         "errors": errors,
+        "latencies": latencies,
+        "elapsed": elapsed,
+    }
+
+
+ROUNDS = 4
+
+
+def _interleaved(
+    base: str, params: list[dict[str, str]], duration: float, concurrency: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Alternate short slices of baseline and query load, so drift in the machine's load hits both alike."""
+    parts: dict[str, list[dict[str, Any]]] = {"trivial": [], "query": []}
+    for _ in range(ROUNDS):
+        parts["trivial"].append(asyncio.run(_load(f"{base}/beacon/trivial", None, duration / ROUNDS, concurrency)))
+        parts["query"].append(asyncio.run(_load(f"{base}/beacon/query", params, duration / ROUNDS, concurrency)))
+    return _merge(parts["trivial"]), _merge(parts["query"])
+
+
+def _merge(runs: list[dict[str, Any]]) -> dict[str, float]:
+    latencies = sorted(x for run in runs for x in run["latencies"])
+    elapsed = sum(run["elapsed"] for run in runs)
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50": latencies[len(latencies) // 2] * 1000,
+        "p99": latencies[int(len(latencies) * 0.99)] * 1000,
+        "errors": sum(run["errors"] for run in runs),
     }
 
 
@@ -276,21 +303,16 @@ def bench_queries(args: argparse.Namespace, vcf: Path, work: Path, synthetic: An
         mixes = {kind: _queries(vcf, kind, 5000, rng) for kind in ("hit", "miss", "range", "all")}
         asyncio.run(_load(f"{base}/beacon/trivial", None, 2, 8))  # warm-up
         for concurrency in args.concurrency:
-            trivial = asyncio.run(_load(f"{base}/beacon/trivial", None, args.duration, concurrency))
             print(
-                f"query throughput, {concurrency} concurrent clients, {args.duration:g} s each "
-                f"(server: 1 process; load generator: this process, same 2 cores)"
-            )
-            print(
-                f"  {'trivial JSON':14s}: {trivial['rps']:8,.0f} req/s  p50 {trivial['p50']:6.2f} ms"
-                f"  p99 {trivial['p99']:6.2f} ms  (baseline)"
+                f"query throughput, {concurrency} concurrent clients, {args.duration:g} s per mix and as much"
+                f" baseline, interleaved in {ROUNDS} rounds (server: 1 process; load generator: this process)"
             )
             for kind, params in mixes.items():
-                stats = asyncio.run(_load(f"{base}/beacon/query", params, args.duration, concurrency))
+                trivial, stats = _interleaved(base, params, args.duration, concurrency)
                 print(
-                    f"  {kind:14s}: {stats['rps']:8,.0f} req/s  p50 {stats['p50']:6.2f} ms"
-                    f"  p99 {stats['p99']:6.2f} ms  ratio {stats['rps'] / trivial['rps']:.2f}"
-                    f"  errors {stats['errors']}"
+                    f"  {kind:6s}: {stats['rps']:7,.0f} req/s  p50 {stats['p50']:6.2f} ms  p99 {stats['p99']:6.2f} ms"
+                    f" | trivial {trivial['rps']:7,.0f} req/s  p50 {trivial['p50']:6.2f}  p99 {trivial['p99']:6.2f}"
+                    f" | ratio {stats['rps'] / trivial['rps']:.2f}  errors {stats['errors']}"
                 )
     finally:
         server.terminate()

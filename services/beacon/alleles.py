@@ -122,6 +122,12 @@ class AlleleCodec:
             result[row] = _pattern_matches(pattern, side[int(keys[row] & low)])
         return result
 
+    def matches_one(self, key: int, pattern: str, side: list[str], mv: tuple[int, int] | None) -> bool:
+        """``matches`` for a single key; ``mv`` is ``mask_value(pattern)``, computed once per query."""
+        if key >> self._shift == self.side_marker:
+            return _pattern_matches(pattern, side[key & ((1 << self._shift) - 1)])
+        return mv is not None and key & mv[0] == mv[1]
+
 
 REF_CODEC: Final = AlleleCodec(bits=32, len_bits=4, dtype=np.uint32)
 ALT_CODEC: Final = AlleleCodec(bits=64, len_bits=6, dtype=np.uint64)
