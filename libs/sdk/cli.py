@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from libs.sdk.commands import admin, auth, beacon, demux, repo, runs, simulate, upload
+from libs.sdk.commands import admin, auth, beacon, demux, repo, rnaget, runs, simulate, upload
 
 DESCRIPTION = """seqhub — open genomic data platform client.
 
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     demux.register(sub)
     beacon.register(sub)
     repo.register(sub)
+    rnaget.register(sub)
     admin.register(sub, extra=auth.register_admin)
     return parser
 
