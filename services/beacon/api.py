@@ -39,7 +39,8 @@ def beacon_error(request: web.Request, status: int, message: str, extra: Mapping
 
 
 def _json(model: Any, status: int = 200) -> web.Response:
-    return web.json_response(model.model_dump(mode="json", exclude_none=True), status=status)
+    # Serialised by pydantic-core in one pass (no intermediate dicts, no json.dumps).
+    return web.Response(body=model.model_dump_json(exclude_none=True), status=status, content_type="application/json")
 
 
 def access_of(request: web.Request) -> service.Access:

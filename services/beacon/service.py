@@ -162,33 +162,36 @@ async def _match(live: LiveDataset, req: AlleleRequest) -> DatasetMatch:
 
 
 def select_datasets(req: AlleleRequest, *, datasets: Mapping[str, LiveDataset], access: Access) -> list[LiveDataset]:
-    echo = {"alleleRequest": req.model_dump(exclude_none=True)}
     wanted = req.assemblyId.casefold()
     if req.datasetIds:
         unknown = [d for d in req.datasetIds if d not in datasets]
         if unknown:
-            raise InvalidRequest(f"datasetIds: unknown dataset {', '.join(unknown)}", extra=echo)
+            raise InvalidRequest(f"datasetIds: unknown dataset {', '.join(unknown)}", extra=_echo(req))
         candidates = [datasets[d] for d in req.datasetIds]
         for live in candidates:
             if live.meta.assemblyId.casefold() != wanted:
                 raise InvalidRequest(
                     f"assemblyId {req.assemblyId} does not match dataset {live.meta.id} ({live.meta.assemblyId})",
-                    extra=echo,
+                    extra=_echo(req),
                 )
     else:
         candidates = [live for live in datasets.values() if live.meta.assemblyId.casefold() == wanted]
         if not candidates:
-            raise InvalidRequest(f"assemblyId: no dataset with assembly {req.assemblyId}", extra=echo)
+            raise InvalidRequest(f"assemblyId: no dataset with assembly {req.assemblyId}", extra=_echo(req))
     allowed = [live for live in candidates if access.allows(live.meta)]
     if not allowed:
         if not access.authenticated:
             raise Unauthorized(
                 "the requested datasets need an access token",
-                extra=echo,
+                extra=_echo(req),
                 headers={"WWW-Authenticate": bearer_challenge()},
             )
-        raise Forbidden("the access token grants none of the requested datasets", extra=echo)
+        raise Forbidden("the access token grants none of the requested datasets", extra=_echo(req))
     return allowed
+
+
+def _echo(req: AlleleRequest) -> dict[str, Any]:
+    return {"alleleRequest": req.model_dump(exclude_none=True)}
 
 
 def _dataset_response(live: LiveDataset, found: DatasetMatch) -> DatasetAlleleResponse:
