@@ -136,7 +136,10 @@ async def _send(request: web.Request, record: MatrixRecord, p: params.Params, fm
         await response.write_eof()
         return response
     finally:
-        download.chunks.close()
+        # deletes a loom temp file; if a worker thread is still inside the generator (client gone
+        # mid-chunk) it cannot be closed now, and its finalizer does the cleanup instead
+        with contextlib.suppress(ValueError):
+            download.chunks.close()
 
 
 # -- service info -----------------------------------------------------------------------------------

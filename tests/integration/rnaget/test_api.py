@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from libs.common.config import CommonSettings
 from libs.common.testing import TokenMinter
+from services.rnaget import keys
 from services.rnaget.app import create_app
 from services.rnaget.models import MEDIA_TYPE
 from services.rnaget.settings import RnagetSettings
@@ -93,6 +94,8 @@ async def test_random_slices_through_tsv_and_loom_match_the_source(
     with loompy.connect(str(tmp_path / "s.loom"), mode="r") as ds:
         assert np.array_equal(ds[:, :], expected, equal_nan=True)
         assert list(ds.ca.Sample) == [SAMPLES[c] for c in cols]
+    tmp_dir = client.server.app[keys.settings].data_dir() / "tmp"
+    assert list(tmp_dir.glob("*.loom")) == []  # the streamed temp file is gone
 
 
 async def test_thresholds_through_the_api(client: TestClient[Any, Any], matrix: np.ndarray) -> None:
