@@ -39,7 +39,16 @@ class DatasetMatch:
     call_count: int | None = None
     sample_count: int | None = 0
     frequency: float | None = 0.0
-    examples: tuple[dict[str, Any], ...] = ()
+    chrom: str = ""
+    columns: ChromColumns | None = None
+    example_rows: tuple[int, ...] = ()
+
+    @property
+    def examples(self) -> tuple[dict[str, Any], ...]:
+        """The first matched alleles, described only when a response reports them."""
+        if self.columns is None:
+            return ()
+        return tuple(_describe(self.columns, r, self.chrom) for r in self.example_rows)
 
 
 MISS: Final = DatasetMatch(exists=False)
@@ -115,7 +124,9 @@ def _summarise(cols: ChromColumns, rows: npt.NDArray[np.intp], chrom: str, sampl
         call_count=call_count,
         sample_count=sample_count,
         frequency=_frequency(cols, rows, variant_count, call_count),
-        examples=tuple(_describe(cols, int(r), chrom) for r in rows[:MAX_REPORTED_ALLELES]),
+        chrom=chrom,
+        columns=cols,
+        example_rows=tuple(int(r) for r in rows[:MAX_REPORTED_ALLELES]),
     )
 
 
@@ -207,5 +218,7 @@ def _match_small(cols: ChromColumns, q: AlleleRequest, lo: int, hi: int, samples
         call_count=call_count,
         sample_count=sample_count,
         frequency=frequency,
-        examples=tuple(_describe(cols, r, q.referenceName) for r in rows[:MAX_REPORTED_ALLELES]),
+        chrom=q.referenceName,
+        columns=cols,
+        example_rows=tuple(rows[:MAX_REPORTED_ALLELES]),
     )
