@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Debian packages seqhub's test suite needs, installed only when missing (CI and a newcomer's machine run as root).
 #   rabbitmq-server: the real broker for integration tests    bcftools: the beacon's oracle
-#   prometheus: promtool for rule and metrics checks
+#   prometheus: promtool for rule and metrics checks    chromium: login and consent pages in a real browser
 set -euo pipefail
-packages=(rabbitmq-server bcftools prometheus)
+packages=(rabbitmq-server bcftools prometheus chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

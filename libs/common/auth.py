@@ -120,7 +120,7 @@ class TokenVerifier:
 
     def __init__(
         self, settings: AuthSettings, *, http: aiohttp.ClientSession | None = None,
-        revocations: RevocationList | None = None, leeway: int = 30,
+        revocations: RevocationList | None = None, leeway: int = 30, max_verified: int = 10_000,
     ) -> None:
         self.settings = settings
         self.http = http
@@ -129,6 +129,8 @@ class TokenVerifier:
         self._keys: KeySet | None = KeySet.import_key_set(settings.jwks) if settings.jwks else None  # type: ignore[arg-type]
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
+        self._verified: dict[str, Principal] = {}
+        self._max_verified = max_verified
         self._claims = jwt.JWTClaimsRegistry(
             leeway=leeway,
             iss={"essential": True, "value": settings.issuer},
@@ -140,10 +142,26 @@ class TokenVerifier:
     async def verify(self, token: str) -> Principal:
         """Check signature, type, issuer, audience, expiry and revocation; returns the caller.
 
+        A token verified once is remembered until it expires (bounded), so a client reusing its token pays one
+        signature check, not one per request (an ES256 check costs more than a small request); the revocation
+        list is still consulted on every request.
+
         Raises:
             Unauthorized: with an RFC 6750 `invalid_token` challenge, for any defect.
             ServiceUnavailable: the issuer's keys cannot be fetched.
         """
+        hit = self._verified.get(token)
+        if hit is not None and float(hit.claims.get("exp", 0)) > time.time():
+            if self.revocations.denies(hit):
+                raise _invalid("token revoked")
+            return hit
+        principal = await self._verify(token)
+        if len(self._verified) >= self._max_verified:
+            self._verified.clear()
+        self._verified[token] = principal
+        return principal
+
+    async def _verify(self, token: str) -> Principal:
         kid = _unverified_kid(token)
         keys = await self._key_set(kid)
         try:

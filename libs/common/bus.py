@@ -81,6 +81,9 @@ class Bus(Protocol):
     async def connect(self) -> None: ...
     async def close(self) -> None: ...
     async def publish(self, event: Event) -> None: ...
+    async def declare(self, queue: str, routing_keys: Sequence[str]) -> None:
+        """Declare a durable queue and its bindings without consuming (events published from now on wait in it)."""
+
     async def consume(self, queue: str, deliver: Deliver, *, prefetch: int, routing_keys: Sequence[str]) -> None:
         """Declare `queue` bound to `routing_keys` (if new) and consume it in the background until `close()`."""
 

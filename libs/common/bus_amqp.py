@@ -82,6 +82,11 @@ class AmqpBus:
             self._declared.add(name)
         return main
 
+    async def declare(self, queue: str, routing_keys: Sequence[str]) -> None:
+        if self._publish_channel is None:
+            raise RuntimeError("bus not connected")
+        await self._declare(self._publish_channel, queue, routing_keys)
+
     def ready(self) -> bool:
         return self._connection is not None and not self._connection.is_closed
 

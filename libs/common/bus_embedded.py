@@ -79,6 +79,9 @@ class EmbeddedBus:
             )
             self._declared.add(name)
 
+    async def declare(self, queue: str, routing_keys: Sequence[str]) -> None:
+        await self._declare(queue, routing_keys)
+
     def ready(self) -> bool:
         return self._connected and not self._closing.is_set()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -82,3 +83,26 @@ async def test_metrics_count_requests_by_route_template(aiohttp_client: Any, com
     await client.get("/items/7")
     text = await (await client.get("/metrics")).text()
     assert 'http_server_requests_total{method="GET",route="/items/{id}",service="webtest",status="404"}' in text
+
+
+async def test_remembered_token_is_still_denied_after_revocation(
+    aiohttp_client: Any, common_settings: CommonSettings, token_minter: TokenMinter
+) -> None:
+    from datetime import UTC, datetime
+
+    from libs.common.events import TokenRevoked, TokenRevokedData
+
+    app = _app(common_settings)
+    client = await aiohttp_client(app)
+    headers = token_minter.bearer("bob", "repository:read")
+    assert (await client.get("/secret", headers=headers)).status == 200
+    assert (await client.get("/secret", headers=headers)).status == 200  # served from the verified-token cache
+    await app[keys.bus].publish(TokenRevoked(data=TokenRevokedData(subject="bob", revoked_at=datetime.now(UTC))))
+    for _ in range(100):
+        if (await client.get("/secret", headers=headers)).status == 401:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("a revoked token is still accepted")
+    fresh = token_minter.bearer("carol", "repository:read")
+    assert (await client.get("/secret", headers=fresh)).status == 200
