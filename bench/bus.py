@@ -27,12 +27,12 @@ from pymongo import AsyncMongoClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from libs.common.bus import Consumer, Subscription  # noqa: E402
-from libs.common.bus_amqp import AmqpBus  # noqa: E402
-from libs.common.config import BusSettings  # noqa: E402
-from libs.common.events import RunRegistered, RunRegisteredData  # noqa: E402
-from libs.common.outbox import Inbox  # noqa: E402
-from services import platform  # noqa: E402
+from libs.common.bus import Consumer, Subscription
+from libs.common.bus_amqp import AmqpBus
+from libs.common.config import BusSettings
+from libs.common.events import RunRegistered, RunRegisteredData
+from libs.common.outbox import Inbox
+from services import platform
 
 QUEUE = "bench.sink"
 
