@@ -44,7 +44,8 @@ ENV PATH=/opt/seqhub/bin:$PATH \
     SEQHUB_HTTP_HOST=0.0.0.0 \
     SEQHUB_HTTP_PORT=8080 \
     SEQHUB_FILES_ROOT=/var/lib/seqhub/files \
-    SEQHUB_DATA_ROOT=/var/lib/seqhub/data
+    SEQHUB_DATA_ROOT=/var/lib/seqhub/data \
+    NUMBA_CACHE_DIR=/tmp/numba
 # No source checkout in the image: the package runs from site-packages, so the working directory is
 # only where relative paths would land (nothing should write there: the root FS is read-only in k8s).
 WORKDIR /var/lib/seqhub
