@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import io
 import json
@@ -175,6 +176,39 @@ class Bench:
         shutil.rmtree(sink)
         return source.stat().st_size / MIB / elapsed, rss
 
+    async def tus_plain(self, source: Path, chunk: int) -> float:
+        """tus PATCHes sent by the same plain aiohttp client loop as the bare baseline: the server's own cost."""
+        port = free_port()
+        with process(SERVER_COMMAND, port, self.ingest_env(port)):
+            base = f"http://127.0.0.1:{port}"
+            auth = {"Authorization": f"Bearer {self.token}", "Tus-Resumable": "1.0.0"}
+            async with aiohttp.ClientSession() as http:
+                run_id = await self.register(http, base, "bench_plain")
+                size = source.stat().st_size
+                meta = f"run_id {b64(run_id)},path {b64('big.bin')}"
+                started = time.perf_counter()
+                async with http.post(
+                    f"{base}/ingest/files/", headers={**auth, "Upload-Length": str(size), "Upload-Metadata": meta}
+                ) as r:
+                    location = r.headers["Location"]
+                offset = 0
+                with source.open("rb") as fh:
+                    while block := fh.read(chunk):
+                        async with http.patch(
+                            location,
+                            data=io.BytesIO(block),
+                            headers={
+                                **auth,
+                                "Upload-Offset": str(offset),
+                                "Content-Type": "application/offset+octet-stream",
+                            },
+                        ) as r:
+                            assert r.status == 204, await r.text()
+                            offset = int(r.headers["Upload-Offset"])
+                elapsed = time.perf_counter() - started
+        self.cleanup()
+        return size / MIB / elapsed
+
     async def tus(self, source: Path, chunk: int) -> tuple[float, float]:
         port = free_port()
         with process(SERVER_COMMAND, port, self.ingest_env(port)) as proc:
@@ -203,16 +237,18 @@ class Bench:
         small = make_file(self.work / "small.bin", self.args.small_mib)
         print(f"\n== one file over loopback: {self.args.big_mib} MiB (aiotus vs bare aiohttp handler) ==")
         print(
-            f"{'chunk':>8} {'bare MB/s':>10} {'tus MB/s':>10} {'ratio':>6} {'bare RSS':>9} {'tus RSS':>8}"
-            f" {'tus RSS ' + str(self.args.small_mib) + ' MiB':>16}"
+            f"{'chunk':>8} {'bare MB/s':>10} {'aiotus MB/s':>12} {'ratio':>6} {'plain-tus MB/s':>15} {'ratio':>6}"
+            f" {'bare RSS':>9} {'tus RSS':>8} {'tus RSS ' + str(self.args.small_mib) + ' MiB':>16}"
         )
         try:
             for chunk_mib in (8, 64):
                 bare_speed, bare_rss = await self.bare(big, chunk_mib * MIB)
                 tus_speed, tus_rss = await self.tus(big, chunk_mib * MIB)
+                plain_speed = await self.tus_plain(big, chunk_mib * MIB)
                 _, small_rss = await self.tus(small, chunk_mib * MIB)
                 print(
-                    f"{chunk_mib:>6}Mi {bare_speed:>10.0f} {tus_speed:>10.0f} {tus_speed / bare_speed:>6.2f}"
+                    f"{chunk_mib:>6}Mi {bare_speed:>10.0f} {tus_speed:>12.0f} {tus_speed / bare_speed:>6.2f}"
+                    f" {plain_speed:>15.0f} {plain_speed / bare_speed:>6.2f}"
                     f" {bare_rss:>8.0f}M {tus_rss:>7.0f}M {small_rss:>15.0f}M",
                     flush=True,
                 )
@@ -244,6 +280,10 @@ class Bench:
             print(f"parallel {self.args.parallel:<4} : {parallel:8.1f} files/s   ratio {parallel / serial:.2f}x")
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
 
 
 def make_file(path: Path, mib: int) -> Path:

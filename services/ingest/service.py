@@ -27,7 +27,7 @@ from .metrics import RUNS_STALLED, RUNS_UPLOADED
 from .models import OPEN_STATUSES, DeclaredFile, RunCreate, RunPage, RunStatus, RunView, StoredFile
 from .partfile import PartFiles, file_digest
 from .paths import validate_relative_path, validate_run_name
-from .store import RunStore, UploadStore, in_transaction
+from .store import DuplicateFile, RunStore, UploadStore, in_transaction
 
 OPEN = [s.value for s in OPEN_STATUSES]
 
@@ -280,54 +280,81 @@ async def store_completed_file(
     elif not target.exists() or target.stat().st_size != size:
         raise NotFound(f"the data of upload {upload_id} is gone")
     stored = StoredFile(path=path, size=size, sha256=sha256, uri=uri)
-    at = now()
-
-    async def _account(session: Any) -> None:
-        existing = await deps.runs.get_file(run_id, path, session=session)
-        if existing is not None and existing["state"] == "stored":
-            if existing.get("upload_id") == upload_id:
-                return  # a retried finalisation: already counted
-            raise Conflict(f"{path!r} is already stored in run {run_id!r}; files cannot be overwritten")
-        declared = existing is not None
-        if existing is not None and existing.get("sha256") and existing["sha256"] != sha256:
-            raise Conflict(f"{path!r} does not match the sha256 declared for it")
-        await deps.runs.store_file(
-            {
-                "_id": _file_id(run_id, path),
-                "run_id": run_id,
-                "path": path,
-                "state": "stored",
-                "size": size,
-                "sha256": sha256,
-                "uri": uri,
-                "upload_id": upload_id,
-                "stored_at": at,
-            },
-            session=session,
-        )
-        inc = {
-            "files_received": 1,
-            "bytes_received": size,
-            "expected_stored": int(path in expected),
-            "declared_pending": -int(declared),
-            "marker_stored": int(path == run["completion_marker"]),
-        }
-        set_: dict[str, Any] = {"updated_at": at, "last_activity_at": at, "status": RunStatus.UPLOADING.value}
-        if manifest.is_sample_sheet(path):
-            set_["sample_sheet_uri"] = uri
-        updated = await deps.runs.update_open(run_id, inc, set_, open_statuses=OPEN, session=session)
-        if updated is None:
-            raise RunClosed(f"run {run_id!r} accepts no more files")
-        await deps.uploads.update(upload_id, {"state": "stored", "uri": uri, "updated_at": at}, session=session)
-        if progress_of(updated).complete:
-            await _complete_run(updated, correlation_id=correlation_id, session=session, deps=deps)
-
-    await in_transaction(deps.outbox, _account)
+    await _account_file(
+        stored,
+        upload_id=upload_id,
+        run_id=run_id,
+        expected=path in expected,
+        marker=path == run["completion_marker"],
+        deps=deps,
+    )
+    await _complete_if_whole(run_id, correlation_id=correlation_id, deps=deps)
     return stored
+
+
+async def _account_file(
+    f: StoredFile, *, upload_id: str, run_id: str, expected: bool, marker: bool, deps: Ingest
+) -> None:
+    """Record a stored file and bump the run's counters — single-document atomic writes, no transaction, so
+    parallel uploads of one run do not conflict. The run_files documents are the truth (completeness is
+    counted from them); the counters on the run serve progress display."""
+    at = now()
+    doc: dict[str, Any] = {
+        "_id": _file_id(run_id, f.path),
+        "run_id": run_id,
+        "path": f.path,
+        "state": "stored",
+        "size": f.size,
+        "sha256": f.sha256,
+        "uri": f.uri,
+        "upload_id": upload_id,
+        "stored_at": at,
+        "expected": expected,
+    }
+    try:
+        previous = await deps.runs.claim_file(doc)
+    except DuplicateFile:
+        existing = await deps.runs.get_file(run_id, f.path)
+        if existing is not None and existing.get("upload_id") == upload_id:
+            return  # a retried finalisation: already recorded
+        if existing is not None and existing["state"] == "declared":
+            raise Conflict(f"{f.path!r} does not match the sha256 declared for it") from None
+        raise Conflict(f"{f.path!r} is already stored in run {run_id!r}; files cannot be overwritten") from None
+    inc = {
+        "files_received": 1,
+        "bytes_received": f.size,
+        "expected_stored": int(expected),
+        "declared_pending": -int(previous is not None),
+        "marker_stored": int(marker),
+    }
+    set_: dict[str, Any] = {"updated_at": at, "last_activity_at": at, "status": RunStatus.UPLOADING.value}
+    if manifest.is_sample_sheet(f.path):
+        set_["sample_sheet_uri"] = f.uri
+    if await deps.runs.update_open(run_id, inc, set_, open_statuses=OPEN, session=None) is None:
+        await deps.runs.unclaim_file(doc["_id"], previous)
+        raise RunClosed(f"run {run_id!r} accepts no more files")
+    await deps.uploads.update(upload_id, {"state": "stored", "uri": f.uri, "updated_at": at})
+
+
+async def _complete_if_whole(run_id: str, *, correlation_id: str | None, deps: Ingest) -> None:
+    """Once the completion marker is in, count the run's files; when whole, publish RunUploaded exactly once."""
+    run = await deps.runs.get(run_id)
+    if run is None or run["status"] not in OPEN or run["marker_stored"] <= 0:
+        return
+    expected_stored, declared_pending = await deps.runs.count_progress(run_id)
+    progress = manifest.Progress(run["expected_total"], expected_stored, declared_pending, marker_stored=True)
+    if not progress.complete:
+        return
+
+    async def _publish(session: Any) -> None:
+        await _complete_run(run, correlation_id=correlation_id, session=session, deps=deps)
+
+    await in_transaction(deps.outbox, _publish)
 
 
 async def _same_file(path: Path, size: int, sha256: str) -> bool:
     """A finalisation interrupted after the move left exactly these bytes in the store."""
+
     def _same() -> bool:
         return path.stat().st_size == size and file_digest(path, "sha256") == sha256
 

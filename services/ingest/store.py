@@ -34,6 +34,8 @@ INDEXES: dict[str, list[IndexModel]] = {
     "run_files": [
         # the manifest of a run, in path order
         IndexModel([("run_id", ASCENDING), ("path", ASCENDING)], name="run_path", unique=True),
+        # completeness counts: stored RunInfo-implied files, pending declarations
+        IndexModel([("run_id", ASCENDING), ("state", ASCENDING), ("expected", ASCENDING)], name="run_state"),
     ],
     "uploads": [
         # expiry sweep: unfinished uploads past their deadline
@@ -58,6 +60,10 @@ async def in_transaction(outbox: Outbox, work: Callable[[Any], Awaitable[T]], *,
                 continue
             raise
     raise AssertionError("unreachable")
+
+
+class DuplicateFile(Exception):
+    """The path is already stored in the run."""
 
 
 class RunStore:
@@ -100,6 +106,33 @@ class RunStore:
 
     async def store_file(self, doc: Doc, *, session: Any) -> None:
         await self.files.update_one({"_id": doc["_id"]}, {"$set": doc}, upsert=True, session=session)
+
+    async def claim_file(self, doc: Doc) -> Doc | None:
+        """Mark a path stored unless it already is (or was declared with another sha256): the document it
+        replaced (a declaration) or None. Raises DuplicateFile when the path is taken."""
+        try:
+            return await self.files.find_one_and_update(
+                {"_id": doc["_id"], "state": {"$ne": "stored"}, "$or": [{"sha256": None}, {"sha256": doc["sha256"]}]},
+                {"$set": doc},
+                upsert=True,
+                return_document=ReturnDocument.BEFORE,
+            )
+        except PyMongoError as exc:
+            if is_duplicate(exc):
+                raise DuplicateFile(doc["_id"]) from None
+            raise
+
+    async def unclaim_file(self, file_id: str, previous: Doc | None) -> None:
+        if previous is None:
+            await self.files.delete_one({"_id": file_id})
+        else:
+            await self.files.replace_one({"_id": file_id}, previous)
+
+    async def count_progress(self, run_id: str) -> tuple[int, int]:
+        """(RunInfo-implied files stored, declared files still missing), counted from the file documents."""
+        expected = await self.files.count_documents({"run_id": run_id, "state": "stored", "expected": True})
+        declared = await self.files.count_documents({"run_id": run_id, "state": "declared"})
+        return expected, declared
 
     async def stored_files(self, run_id: str, *, session: Any = None) -> list[Doc]:
         cursor = self.files.find({"run_id": run_id, "state": "stored"}, session=session).sort("path", ASCENDING)
