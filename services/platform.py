@@ -79,6 +79,9 @@ def start_database(mongo_url: str, storage: Path | str, *, log_file: Path | None
         [server, "--host", host, "--port", str(port), "--storage-path", str(storage), "--log-level", "WARNING",
          "--sync-on-commit"],
         stdout=out, stderr=subprocess.STDOUT,
+        # its own session: a terminal's Ctrl-C (SIGINT to the foreground group) must not stop the database
+        # before the services have drained and closed their connections; the launcher stops it last
+        start_new_session=True,
     )
     try:
         wait_for_port(host, port, 60)
