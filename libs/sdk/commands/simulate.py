@@ -67,7 +67,7 @@ def _positive(text: str) -> int:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="run folder to create (must not exist or be empty)")
-    p.add_argument("--format", dest="fmt", choices=["bcl", "bcl.gz", "cbcl"], default="cbcl")
+    p.add_argument("--format", dest="fmt", choices=["bcl", "bcl.gz", "cbcl", "bcl.bgzf"], default="cbcl")
     p.add_argument("--clusters", type=_positive, default=10000, help="clusters in the whole run (default 10000)")
     p.add_argument("--lanes", type=_positive, default=1)
     p.add_argument("--tiles", type=_tiles, default=2, help="tiles per lane: a count or tile numbers (1101,2101)")

@@ -12,6 +12,7 @@ Readers take ``bytes`` plus a ``path`` used only in error messages; streaming re
 from __future__ import annotations
 
 import functools
+import os
 import struct
 import zlib
 from collections.abc import Sequence
@@ -520,3 +521,262 @@ class CbclTileStream:
 
     def close(self) -> None:
         self._f.close()
+
+
+# ------------------------------------------------------------ NextSeq 500/550: .bcl.bgzf + .bci
+#
+# One BGZF file per lane and cycle (`L00N/<cccc>.bcl.bgzf`) holds the BCL stream of every tile
+# of the lane: uint32 total clusters, then one byte per cluster, tile after tile in the order of
+# `s_<lane>.bci` (records of uint32 tile number + uint32 cluster count, until the end of the
+# file). A tile's bytes start at 4 + the counts of the tiles before it. The lane-level
+# `s_<lane>.filter` and `s_<lane>.locs` have the usual layouts over the same cluster order.
+
+BGZF_MAX_INPUT = 0xFF00  # uncompressed bytes per block, as htslib writes
+BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
+_BGZF_HEAD = struct.Struct("<4sIBBH")  # magic+CM+FLG, MTIME, XFL, OS, XLEN
+
+
+def encode_bci(tiles: Sequence[tuple[int, int]]) -> bytes:
+    """`s_<lane>.bci`: (tile number, clusters) as two uint32 per tile, in file order."""
+    return b"".join(struct.pack("<II", t, n) for t, n in tiles)
+
+
+def decode_bci(data: bytes, *, path: str | Path = "<bci>") -> list[tuple[int, int]]:
+    if not data:
+        raise BaseCallFileError("empty tile index: no tile records", path=path)
+    if len(data) % 8:
+        raise BaseCallFileError(
+            f"truncated tile index: {len(data)} bytes is not a whole number of 8-byte tile records", path=path
+        )
+    recs = [(int(t), int(n)) for t, n in struct.iter_unpack("<II", data)]
+    seen: set[int] = set()
+    for t, _ in recs:
+        if t in seen:
+            raise BaseCallFileError(f"tile {t} is listed twice", path=path)
+        seen.add(t)
+    return recs
+
+
+def bci_offsets(tiles: Sequence[tuple[int, int]]) -> dict[int, tuple[int, int]]:
+    """tile -> (first cluster of the tile within the lane, clusters of the tile)."""
+    out: dict[int, tuple[int, int]] = {}
+    start = 0
+    for t, n in tiles:
+        out[t] = (start, n)
+        start += n
+    return out
+
+
+def _bgzf_block(payload: bytes, level: int) -> bytes:
+    cdata: bytes = isal_zlib.compress(payload, level=min(max(level, 0), 3), wbits=-15)
+    if len(cdata) + 26 > 65536:  # incompressible: a stored block always fits
+        cdata = zlib.compress(payload, level=0, wbits=-15)
+    bsize = len(cdata) + 25
+    head = b"\x1f\x8b\x08\x04" + struct.pack("<IBBHBBHH", 0, 0, 0xFF, 6, 66, 67, 2, bsize)
+    return head + cdata + struct.pack("<II", zlib.crc32(payload), len(payload))
+
+
+def bgzf_bytes(data: bytes, level: int = 1, *, block_size: int | None = None) -> bytes:
+    """BGZF (blocked gzip as samtools/htslib write it), with the empty EOF block at the end.
+
+    ``block_size`` (uncompressed bytes per block, default `BGZF_MAX_INPUT` read at call time) is
+    only lowered by tests, so that small files still have many blocks.
+    """
+    step = min(block_size or BGZF_MAX_INPUT, BGZF_MAX_INPUT)
+    blocks = [_bgzf_block(data[i : i + step], level) for i in range(0, len(data), step)]
+    return b"".join(blocks) + BGZF_EOF
+
+
+def _bgzf_header(f: BinaryIO, coff: int, path: str) -> tuple[int, int] | None:
+    """Parse one block header at ``coff``: (total block size, header length), None at end of file."""
+    head = f.read(12)
+    if not head:
+        return None
+    if len(head) < 12:
+        raise BaseCallFileError(f"truncated BGZF block header at byte {coff}", path=path)
+    magic, _mtime, _xfl, _os, xlen = _BGZF_HEAD.unpack(head)
+    if magic[:3] != b"\x1f\x8b\x08" or not magic[3] & 4:
+        raise BaseCallFileError(f"not a BGZF block at byte {coff} (gzip magic or extra field missing)", path=path)
+    extra = f.read(xlen)
+    if len(extra) < xlen:
+        raise BaseCallFileError(f"truncated BGZF block header at byte {coff}", path=path)
+    pos = 0
+    while pos + 4 <= xlen:
+        si1, si2, slen = extra[pos], extra[pos + 1], struct.unpack_from("<H", extra, pos + 2)[0]
+        if si1 == 66 and si2 == 67 and slen == 2 and pos + 6 <= xlen:
+            return struct.unpack_from("<H", extra, pos + 4)[0] + 1, 12 + xlen
+        pos += 4 + slen
+    raise BaseCallFileError(f"gzip block at byte {coff} has no BGZF block size (BC) field", path=path)
+
+
+@functools.lru_cache(maxsize=4096)
+def _bgzf_index_cached(path: str, _size: int, _mtime_ns: int, display: str) -> tuple[npt.NDArray[np.int64], ...]:
+    coffs: list[int] = []
+    uoffs: list[int] = []
+    coff = uoff = 0
+    with open(path, "rb") as f:
+        while True:
+            f.seek(coff)
+            parsed = _bgzf_header(f, coff, display)
+            if parsed is None:
+                break
+            bsize, _hlen = parsed
+            f.seek(coff + bsize - 4)
+            tail = f.read(4)
+            if len(tail) < 4:
+                raise BaseCallFileError(
+                    f"truncated BGZF block at byte {coff}: the block size says {bsize} bytes", path=display
+                )
+            (isize,) = struct.unpack("<I", tail)
+            coffs.append(coff)
+            uoffs.append(uoff)
+            coff += bsize
+            uoff += isize
+    uoffs.append(uoff)  # total uncompressed size last
+    return np.array(coffs, dtype=np.int64), np.array(uoffs, dtype=np.int64)
+
+
+def bgzf_index(path: Path, *, display: str | None = None) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """(compressed offset of each block, uncompressed offset of each block + the total at the end).
+
+    Read from the block headers and trailers only (no inflating); cached per process and file.
+    """
+    disp = display or str(path)
+    try:
+        st = path.stat()
+        coffs, uoffs = _bgzf_index_cached(str(path), st.st_size, st.st_mtime_ns, disp)
+    except OSError as e:
+        raise BaseCallFileError(f"cannot read: {e.strerror or e}", path=disp) from None
+    return coffs, uoffs
+
+
+class BgzfTileStream:
+    """One tile's base calls from a lane-wide `<cccc>.bcl.bgzf`, in chunks (seeks to the tile's block)."""
+
+    def __init__(
+        self, path: Path, *, start: int, clusters: int, lane_clusters: int, display: str | None = None
+    ) -> None:
+        self.path = path
+        self.display = display or str(path)
+        self.clusters = clusters
+        coffs, uoffs = bgzf_index(path, display=self.display)
+        total = int(uoffs[-1])
+        try:
+            self._f: BinaryIO = open(path, "rb")
+        except OSError as e:
+            raise BaseCallFileError(f"cannot open: {e.strerror or e}", path=self.display) from None
+        self._coffs = coffs
+        self._buf = b""
+        self._pos = 0
+        try:
+            if total < 4:
+                raise BaseCallFileError(f"truncated BCL: {total} bytes, no header", path=self.display)
+            self._block = 0
+            head = self._take(4, "header")
+            (declared,) = struct.unpack("<I", head)
+            if declared != lane_clusters:
+                raise BaseCallFileError(
+                    f"header says {declared} clusters but s_<lane>.bci lists {lane_clusters} for the lane",
+                    path=self.display,
+                )
+            if total != 4 + declared:
+                raise BaseCallFileError(
+                    f"header says {declared} clusters but the file holds {total - 4}", path=self.display
+                )
+            u = 4 + start
+            self._block = max(int(np.searchsorted(uoffs, u, side="right")) - 1, 0)
+            self._buf, self._pos = b"", u - int(uoffs[self._block])
+        except BaseException:
+            self._f.close()
+            raise
+        self._left = clusters
+
+    def _next_block(self) -> bytes:
+        if self._block >= len(self._coffs):
+            raise BaseCallFileError("truncated: the file ends inside the tile's base calls", path=self.display)
+        coff = int(self._coffs[self._block])
+        self._block += 1
+        self._f.seek(coff)
+        parsed = _bgzf_header(self._f, coff, self.display)
+        if parsed is None:  # pragma: no cover - the index said a block is here
+            raise BaseCallFileError(f"truncated BGZF block at byte {coff}", path=self.display)
+        bsize, hlen = parsed
+        body = self._f.read(bsize - hlen)
+        if len(body) != bsize - hlen:
+            raise BaseCallFileError(f"truncated BGZF block at byte {coff}", path=self.display)
+        crc, isize = struct.unpack_from("<II", body, len(body) - 8)
+        try:
+            data = zlib.decompress(body[:-8], wbits=-15)
+        except zlib.error as e:
+            raise BaseCallFileError(f"corrupt BGZF block at byte {coff} ({e})", path=self.display) from None
+        if len(data) != isize or zlib.crc32(data) != crc:
+            raise BaseCallFileError(f"corrupt BGZF block at byte {coff} (CRC or size mismatch)", path=self.display)
+        return data
+
+    def _take(self, n: int, what: str) -> bytes:
+        parts: list[bytes] = []
+        need = n
+        while need:
+            if self._pos >= len(self._buf):
+                self._pos -= len(self._buf)
+                self._buf = self._next_block()
+                continue
+            piece = self._buf[self._pos : self._pos + need]
+            self._pos += len(piece)
+            need -= len(piece)
+            parts.append(piece)
+        return b"".join(parts)
+
+    def read(self, n: int) -> U8:
+        if n > self._left:
+            raise BaseCallFileError(f"asked for {n} clusters, only {self._left} left", path=self.display)
+        self._left -= n
+        return np.frombuffer(self._take(n, "base calls"), dtype=np.uint8)
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def read_lane_slice(
+    path: Path, kind: str, *, start: int, count: int, lane_clusters: int, display: str | None = None
+) -> npt.NDArray[Any]:
+    """The clusters [start, start+count) of a lane-level `s_<lane>.filter` (bool) or `.locs` ((n, 2) float32).
+
+    Only the header and the slice are read; the header must declare the lane's cluster count and the
+    file size must match it.
+    """
+    disp = display or str(path)
+    item = 1 if kind == "filter" else 8
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12:
+                raise BaseCallFileError(f"truncated {kind} file: {len(head)} bytes, header needs 12", path=disp)
+            size = os.fstat(f.fileno()).st_size
+            if kind == "filter":
+                zero, version, n = struct.unpack("<III", head)
+                if zero != 0 or version != FILTER_VERSION:
+                    raise BaseCallFileError(
+                        f"unsupported filter version {version} (expected {FILTER_VERSION})", path=disp
+                    )
+            else:
+                _one, _fone, n = struct.unpack("<IfI", head)
+            if n != lane_clusters:
+                raise BaseCallFileError(
+                    f"{kind} header says {n} clusters but s_<lane>.bci lists {lane_clusters} for the lane", path=disp
+                )
+            if size != 12 + item * n:
+                raise BaseCallFileError(
+                    f"{kind} header says {n} clusters but the file holds {(size - 12) / item:g}", path=disp
+                )
+            f.seek(12 + item * start)
+            data = f.read(item * count)
+    except OSError as e:
+        raise BaseCallFileError(f"cannot read: {e.strerror or e}", path=disp) from None
+    if kind == "filter":
+        flags = np.frombuffer(data, dtype=np.uint8)
+        if flags.size and int(flags.max()) > 1:
+            bad = int(np.argmax(flags > 1))
+            raise BaseCallFileError(f"invalid PF flag 0x{int(flags[bad]):02x} at cluster {start + bad}", path=disp)
+        return flags.astype(bool)
+    return np.frombuffer(data, dtype="<f4").reshape(count, 2).astype(np.float32)

@@ -18,11 +18,11 @@ from defusedxml import ElementTree as SafeET
 
 from .errors import RunInfoError
 
-Format = Literal["bcl", "bcl.gz", "cbcl"]
-Positions = Literal["locs", "clocs", "s.locs"]
-FORMATS: tuple[Format, ...] = ("bcl", "bcl.gz", "cbcl")
+Format = Literal["bcl", "bcl.gz", "cbcl", "bcl.bgzf"]
+Positions = Literal["locs", "clocs", "s.locs", "lane.locs"]
+FORMATS: tuple[Format, ...] = ("bcl", "bcl.gz", "cbcl", "bcl.bgzf")
 COMPLETION_MARKERS = ("RTAComplete.txt", "CopyComplete.txt")
-DEFAULT_POSITIONS: dict[str, Positions] = {"bcl": "locs", "bcl.gz": "clocs", "cbcl": "s.locs"}
+DEFAULT_POSITIONS: dict[str, Positions] = {"bcl": "locs", "bcl.gz": "clocs", "cbcl": "s.locs", "bcl.bgzf": "lane.locs"}
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
@@ -95,12 +95,16 @@ class RunInfo:
 
         RunInfo.xml, base calls (per tile and cycle for bcl/bcl.gz, per lane, cycle and surface for
         cbcl), one filter per tile, positions (per tile .locs/.clocs or the shared s.locs) and the
-        completion markers. RunParameters.xml and SampleSheet.csv are not required (instruments name
+        completion markers. NextSeq 500/550 (``bcl.bgzf``): per lane one ``<cccc>.bcl.bgzf`` per
+        cycle, the tile index ``s_<lane>.bci`` and lane-level ``s_<lane>.filter`` / ``s_<lane>.locs``.
+        RunParameters.xml and SampleSheet.csv are not required (instruments name
         and place them differently) and InterOp is not needed for conversion.
         """
         if fmt not in FORMATS:
             raise RunInfoError(f"unknown base-call format {fmt!r} (expected one of {', '.join(FORMATS)})")
         pos = positions or DEFAULT_POSITIONS[fmt]
+        if (fmt == "bcl.bgzf") != (pos == "lane.locs"):
+            raise RunInfoError(f"positions {pos!r} do not go with the base-call format {fmt!r}")
         files: list[str] = ["RunInfo.xml"]
         cycles = range(1, self.total_cycles + 1)
         for lane in self.lanes:
@@ -108,6 +112,10 @@ class RunInfo:
             if not tiles:
                 raise RunInfoError(f"lane {lane} has no tiles", path="RunInfo.xml")
             base = f"Data/Intensities/BaseCalls/L{lane:03d}"
+            if fmt == "bcl.bgzf":
+                files.extend(f"{base}/{c:04d}.bcl.bgzf" for c in cycles)
+                files.extend(f"{base}/s_{lane}.{kind}" for kind in ("bci", "filter", "locs"))
+                continue
             if fmt == "cbcl":
                 for c in cycles:
                     files.extend(f"{base}/C{c}.1/L{lane:03d}_{s}.cbcl" for s in self.surfaces(lane))

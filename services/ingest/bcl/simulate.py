@@ -1,8 +1,9 @@
 """The instrument simulator: writes a realistic run folder progressively, plus a truth file.
 
 Order of writing (what an uploader watching the folder sees): RunInfo.xml, RunParameters.xml,
-SampleSheet.csv, positions (per-tile .locs/.clocs or the shared s.locs), then cycle after cycle the
-base calls (per tile .bcl/.bcl.gz, or per lane x surface .cbcl), the per-tile .filter once cycle 25
+SampleSheet.csv, positions (per-tile .locs/.clocs, the shared s.locs, or NextSeq 500/550's lane-level
+s_<lane>.locs with the tile index s_<lane>.bci), then cycle after cycle the
+base calls (per tile .bcl/.bcl.gz, per lane x surface .cbcl, or per lane <cccc>.bcl.bgzf), the .filter once cycle 25
 is written (as RTA does), RTAComplete.txt, and CopyComplete.txt last. Every file is written to a
 hidden temporary name in its folder and renamed, so a file that is visible is complete.
 
@@ -184,8 +185,8 @@ def simulate_run(
     on_cycle: Callable[[int, int], None] | None = None,
 ) -> SimulationResult:
     """Write a simulated run folder into ``out_dir`` (created; must not exist or be empty)."""
-    if fmt not in ("bcl", "bcl.gz", "cbcl"):
-        raise DemuxError(f"unknown format {fmt!r} (bcl, bcl.gz or cbcl)")
+    if fmt not in ("bcl", "bcl.gz", "cbcl", "bcl.bgzf"):
+        raise DemuxError(f"unknown format {fmt!r} (bcl, bcl.gz, cbcl or bcl.bgzf)")
     if clusters < 1 or lanes < 1 or samples < 0:
         raise DemuxError("clusters and lanes must be >= 1, samples >= 0")
     if cycles_per_second < 0:
@@ -284,7 +285,8 @@ def simulate_run(
         written.append(rel)
 
     put("RunInfo.xml", runinfo_xml(info))
-    put("RunParameters.xml", run_parameters_xml(info, platform="NovaSeqXPlus" if fmt == "cbcl" else "HiSeq"))
+    platform = {"cbcl": "NovaSeqXPlus", "bcl.bgzf": "NextSeq"}.get(fmt, "HiSeq")
+    put("RunParameters.xml", run_parameters_xml(info, platform=platform))
     put("SampleSheet.csv", sheet_text.encode())
 
     # ---- per tile content, generated up front (memory ~ clusters x cycles bytes)
@@ -321,9 +323,15 @@ def simulate_run(
             )
 
     # ---- positions first (the instrument knows them after template generation)
+    by_lane = {ln: [td for td in tiles_data if td.lane == ln] for ln in range(1, lanes + 1)}
     if fmt == "cbcl":
         assert shared_xy is not None
         put("Data/Intensities/s.locs", codecs.encode_locs(shared_xy))
+    elif fmt == "bcl.bgzf":  # NextSeq 500/550: lane-level tile index and positions, tiles in order
+        for ln, tds in by_lane.items():
+            base = f"Data/Intensities/BaseCalls/L{ln:03d}"
+            put(f"{base}/s_{ln}.bci", codecs.encode_bci([(td.tile, int(td.pf.size)) for td in tds]))
+            put(f"{base}/s_{ln}.locs", codecs.encode_locs(np.concatenate([td.xy for td in tds])))
     else:
         for td in tiles_data:
             lane, tile, xy = td.lane, td.tile, td.xy
@@ -333,6 +341,11 @@ def simulate_run(
                 put(f"Data/Intensities/L{lane:03d}/s_{lane}_{tile}.clocs", codecs.encode_clocs(xy))
 
     def write_filters() -> None:
+        if fmt == "bcl.bgzf":
+            for ln, tds in by_lane.items():
+                pf_all = np.concatenate([td.pf for td in tds])
+                put(f"Data/Intensities/BaseCalls/L{ln:03d}/s_{ln}.filter", codecs.encode_filter(pf_all))
+            return
         for td in tiles_data:
             lane, tile, pf = td.lane, td.tile, td.pf
             put(f"Data/Intensities/BaseCalls/L{lane:03d}/s_{lane}_{tile}.filter", codecs.encode_filter(pf))
@@ -355,6 +368,13 @@ def simulate_run(
                         f"Data/Intensities/BaseCalls/L{lane:03d}/C{cyc}.1/L{lane:03d}_{surface}.cbcl",
                         codecs.encode_cbcl(entries, pf_excluded=cbcl_pf_excluded, level=compression_level),
                     )
+        elif fmt == "bcl.bgzf":
+            for ln, tds in by_lane.items():
+                raw = codecs.encode_bcl(np.concatenate([td.calls[:, c] for td in tds]))
+                put(
+                    f"Data/Intensities/BaseCalls/L{ln:03d}/{cyc:04d}.bcl.bgzf",
+                    codecs.bgzf_bytes(raw, compression_level),
+                )
         else:
             for td in tiles_data:
                 calls = td.calls

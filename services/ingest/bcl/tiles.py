@@ -24,7 +24,10 @@ U8 = npt.NDArray[np.uint8]
 def detect_format(run_dir: Path, info: RunInfo) -> tuple[Format, Positions]:
     """Base-call layout and positions kind from what the first lane's first cycle folder holds."""
     lane = info.lanes[0]
-    c1 = run_dir / f"Data/Intensities/BaseCalls/L{lane:03d}/C1.1"
+    lane_dir = run_dir / f"Data/Intensities/BaseCalls/L{lane:03d}"
+    if (lane_dir / "0001.bcl.bgzf").is_file() or (lane_dir / f"s_{lane}.bci").is_file():
+        return "bcl.bgzf", "lane.locs"  # NextSeq 500/550: every file of the layout is named by the manifest
+    c1 = lane_dir / "C1.1"
     if not c1.is_dir():
         raise RunFolderError("missing cycle folder (no base calls?)", path=c1.relative_to(run_dir))
     names = [p.name for p in c1.iterdir()]
@@ -75,6 +78,13 @@ class TileReader:
         self.spec = spec
         lane, tile = spec.lane, spec.tile
         base = run_dir / f"Data/Intensities/BaseCalls/L{lane:03d}"
+        self.cycles = info.total_cycles
+        self.fmt = fmt
+        self._streams: list[codecs.BclStream | codecs.CbclTileStream | codecs.BgzfTileStream] = []
+        self._excluded: list[bool] = []
+        if fmt == "bcl.bgzf":
+            self._open_bgzf(base, info)
+            return
         filt = base / f"s_{lane}_{tile}.filter"
         self.pf = codecs.decode_filter(self._read(filt), path=self._rel(filt))
         self.n = int(self.pf.size)
@@ -89,10 +99,6 @@ class TileReader:
                 f"{self.xy.shape[0]} positions but the filter file of tile {lane}_{tile} has {self.n} clusters",
                 path=self._rel(ppath),
             )
-        self.cycles = info.total_cycles
-        self.fmt = fmt
-        self._streams: list[codecs.BclStream | codecs.CbclTileStream] = []
-        self._excluded: list[bool] = []
         try:
             for c in range(1, self.cycles + 1):
                 if fmt == "cbcl":
@@ -111,6 +117,37 @@ class TileReader:
                             path=self._rel(p),
                         )
                     self._excluded.append(False)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open_bgzf(self, base: Path, info: RunInfo) -> None:
+        """NextSeq 500/550: the tile's slice of the lane's .bci-indexed filter, positions and cycle files."""
+        lane, tile = self.spec.lane, self.spec.tile
+        bci = base / f"s_{lane}.bci"
+        entries = codecs.decode_bci(self._read(bci), path=self._rel(bci))
+        listed = {t for t, _ in entries}
+        expected = set(info.lane_tiles(lane))
+        if listed != expected:
+            extra, missing = sorted(listed - expected), sorted(expected - listed)
+            raise BaseCallFileError(
+                f"tiles differ from RunInfo.xml for lane {lane}: missing {missing}, not in RunInfo {extra}",
+                path=self._rel(bci),
+            )
+        start, self.n = codecs.bci_offsets(entries)[tile]
+        lane_n = sum(n for _, n in entries)
+        filt, locs = base / f"s_{lane}.filter", base / f"s_{lane}.locs"
+        kw = {"start": start, "count": self.n, "lane_clusters": lane_n}
+        self.pf = codecs.read_lane_slice(filt, "filter", display=self._rel(filt), **kw)
+        self.pf_count = int(self.pf.sum())
+        self.xy = codecs.read_lane_slice(locs, "locs", display=self._rel(locs), **kw)
+        try:
+            for c in range(1, self.cycles + 1):
+                p = base / f"{c:04d}.bcl.bgzf"
+                self._streams.append(
+                    codecs.BgzfTileStream(p, start=start, clusters=self.n, lane_clusters=lane_n, display=self._rel(p))
+                )
+                self._excluded.append(False)
         except BaseException:
             self.close()
             raise
