@@ -573,7 +573,7 @@ def _bgzf_block(payload: bytes, level: int) -> bytes:
         cdata = zlib.compress(payload, level=0, wbits=-15)
     bsize = len(cdata) + 25
     head = b"\x1f\x8b\x08\x04" + struct.pack("<IBBHBBHH", 0, 0, 0xFF, 6, 66, 67, 2, bsize)
-    return head + cdata + struct.pack("<II", zlib.crc32(payload), len(payload))
+    return head + cdata + struct.pack("<II", isal_zlib.crc32(payload), len(payload))
 
 
 def bgzf_bytes(data: bytes, level: int = 1, *, block_size: int | None = None) -> bytes:
@@ -706,10 +706,10 @@ class BgzfTileStream:
             raise BaseCallFileError(f"truncated BGZF block at byte {coff}", path=self.display)
         crc, isize = struct.unpack_from("<II", body, len(body) - 8)
         try:
-            data = zlib.decompress(body[:-8], wbits=-15)
-        except zlib.error as e:
+            data: bytes = isal_zlib.decompress(body[:-8], wbits=-15)
+        except GZIP_ERRORS as e:
             raise BaseCallFileError(f"corrupt BGZF block at byte {coff} ({e})", path=self.display) from None
-        if len(data) != isize or zlib.crc32(data) != crc:
+        if len(data) != isize or isal_zlib.crc32(data) != crc:
             raise BaseCallFileError(f"corrupt BGZF block at byte {coff} (CRC or size mismatch)", path=self.display)
         return data
 
