@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from hypothesis import HealthCheck, settings
 from pymongo import MongoClient
 
 from libs.common.config import CommonSettings
@@ -29,6 +30,11 @@ from libs.common.testing import TokenMinter
 from services import platform
 
 DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
+
+# Property tests check correctness, not speed: on a 2-core machine shared with integration servers, input
+# generation and single examples can be slow, so neither the too_slow health check nor deadlines may fail a run.
+settings.register_profile("seqhub", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("seqhub")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
