@@ -34,7 +34,7 @@ from libs.sdk.client import ApiError, SeqhubClient, backoff
 MARKERS = ("RTAComplete.txt", "CopyComplete.txt")
 FINAL_MARKER = "CopyComplete.txt"
 TUS_HEADERS = {"Tus-Resumable": "1.0.0"}
-_CYCLE = re.compile(r"(?:^|/)C(\d+)\.1/")
+_CYCLE = re.compile(r"(?:^|/)C(\d+)\.1/|/(\d{4})\.bcl\.bgzf$")
 
 
 class UploadFailed(Exception):
@@ -93,15 +93,11 @@ class Journal:
         if kind == "run":
             self.run_id, self.base_url = entry["run_id"], entry.get("base_url")
         elif kind == "upload":
-            self.files[entry["path"]] = FileState(
-                entry["size"], entry["mtime_ns"], entry["url"], entry.get("sha256")
-            )
+            self.files[entry["path"]] = FileState(entry["size"], entry["mtime_ns"], entry["url"], entry.get("sha256"))
         elif kind == "done" and entry["path"] in self.files:
             self.files[entry["path"]].done = True
         elif kind == "done":
-            self.files[entry["path"]] = FileState(
-                entry["size"], entry["mtime_ns"], None, entry.get("sha256"), True
-            )
+            self.files[entry["path"]] = FileState(entry["size"], entry["mtime_ns"], None, entry.get("sha256"), True)
 
     def record(self, **entry: Any) -> None:
         self._apply(entry)
@@ -128,6 +124,8 @@ def detect_format(run_dir: Path) -> str | None:
     if not calls.is_dir():
         return None
     for lane in sorted(calls.glob("L*")):
+        if any(not f.name.startswith(".") for f in lane.glob("*.bcl.bgzf")):
+            return "bcl.bgzf"  # NextSeq 500/550: one lane-wide file per cycle, no cycle folders
         for cycle in sorted(lane.glob("C*.1")):
             for f in cycle.iterdir():
                 if f.name.startswith("."):
@@ -155,7 +153,7 @@ def scan(run_dir: Path) -> dict[str, os.stat_result]:
 
 def cycle_of(path: str) -> int | None:
     match = _CYCLE.search(path)
-    return int(match.group(1)) if match else None
+    return int(match.group(1) or match.group(2)) if match else None
 
 
 def sha256_of(path: Path) -> str:
@@ -330,9 +328,7 @@ class RunUploader:
         ):
             body["completion_marker"] = "RTAComplete.txt"
         try:
-            created = await self._retrying(
-                lambda: self.client.post_json("/ingest/runs", body), "register run"
-            )
+            created = await self._retrying(lambda: self.client.post_json("/ingest/runs", body), "register run")
         except ApiError as exc:
             raise UploadFailed(f"{self.run_dir}: the server refused the run: {exc.message}") from None
         self.journal.record(kind="run", run_id=created["id"], base_url=self.client.base_url)
@@ -399,9 +395,7 @@ class RunUploader:
         size = st.st_size
         if state is None or state.url is None:
             offset, url = await self._create(run_id, path, local, size, sha256)
-            self.journal.record(
-                kind="upload", path=path, size=size, mtime_ns=st.st_mtime_ns, url=url, sha256=sha256
-            )
+            self.journal.record(kind="upload", path=path, size=size, mtime_ns=st.st_mtime_ns, url=url, sha256=sha256)
         else:
             url = state.url
             offset = await self._head(url)
@@ -421,9 +415,7 @@ class RunUploader:
                 raise OSError(f"{path} changed size while being read")
             headers["Content-Type"] = "application/offset+octet-stream"
             headers["Upload-Checksum"] = sha1_header(data)
-        _, response_headers, _ = await self.client.request(
-            "POST", "/ingest/files/", headers=headers, data=data
-        )
+        _, response_headers, _ = await self.client.request("POST", "/ingest/files/", headers=headers, data=data)
         url = self.client.url(response_headers["Location"])
         offset = int(response_headers.get("Upload-Offset", "0"))
         if data is not None:
@@ -442,9 +434,7 @@ class RunUploader:
             "Content-Type": "application/offset+octet-stream",
             "Upload-Checksum": sha1_header(chunk),
         }
-        _, response_headers, _ = await self.client.request(
-            "PATCH", url, headers=headers, data=io.BytesIO(chunk)
-        )
+        _, response_headers, _ = await self.client.request("PATCH", url, headers=headers, data=io.BytesIO(chunk))
         new_offset = int(response_headers["Upload-Offset"])
         self.progress.bytes_sent += len(chunk)
         self.progress.bytes_done += new_offset - offset

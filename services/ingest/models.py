@@ -48,7 +48,7 @@ class RunCreate(BaseModel):
     instrument: str | None = None
     flowcell: str | None = None
     run_info_xml: str = Field(min_length=1, max_length=4_000_000, description="the content of RunInfo.xml")
-    format: Literal["bcl", "bcl.gz", "cbcl"] = Field(description="base-call layout of the run folder")
+    format: Literal["bcl", "bcl.gz", "cbcl", "bcl.bgzf"] = Field(description="base-call layout of the run folder")
     project: str | None = None
     completion_marker: Literal["CopyComplete.txt", "RTAComplete.txt"] = "CopyComplete.txt"
     files: list[DeclaredFile] = Field(default_factory=list)

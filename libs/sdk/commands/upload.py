@@ -68,7 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--dry-run", action="store_true", help="list what would be uploaded, send nothing")
     p.add_argument(
-        "--format", dest="fmt", choices=["bcl", "bcl.gz", "cbcl"], help="base-call layout (default: detect)"
+        "--format", dest="fmt", choices=["bcl", "bcl.gz", "cbcl", "bcl.bgzf"], help="base-call layout (default: detect)"
     )
     p.add_argument("--project", help="target project of the run's samples")
     p.add_argument("--state", type=Path, help="local resume journal (default under $XDG_STATE_HOME/seqhub)")

@@ -187,3 +187,20 @@ async def test_unrecoverable_errors_exit_non_zero_with_a_message(
         timeout=60,
     )
     assert result.returncode == 2 and "not a folder" in result.stderr
+
+
+async def test_agent_uploads_a_nextseq_bgzf_run(
+    client: TestClient, auth: dict[str, str], ingest_db: Any, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "240601_NS500_0044_AHSIMXXBGX"
+    await asyncio.to_thread(
+        simulate_run, run_dir, fmt="bcl.bgzf", clusters=200, tiles=2, reads=(6, 4), samples=1, truth=False
+    )
+    token = auth["Authorization"].split()[1]
+    async with SeqhubClient(str(client.make_url("")), token=token) as api:
+        uploader = RunUploader(api, run_dir, parallel=2, journal_path=tmp_path / "journal.jsonl")
+        run_id = await asyncio.wait_for(uploader.run(), 60)
+    run = await (await client.get(f"/ingest/runs/{run_id}", headers=auth)).json()
+    assert run["status"] == "uploaded" and run["run_info"]["basecall_format"] == "bcl.bgzf"
+    events = await _uploaded_events(ingest_db)
+    assert {f["path"]: (f["size"], f["sha256"]) for f in events[0]["data"]["files"]} == _folder(run_dir)
