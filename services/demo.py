@@ -14,8 +14,10 @@ tolerates a service that is down or restarting; every write is idempotent (alias
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,8 +49,10 @@ VCF = (
 )
 # Features x samples; the slice asks for ENSG00000169174 (PCSK9) and must return exactly these values.
 MATRIX_ROWS = {"ENSG00000169174": ("PCSK9", "12.5", "0.75"), "ENSG00000130164": ("LDLR", "40", "3.25")}
-MATRIX = ("gene_id\tgene_name\tliver\tmuscle\n" + "".join(
-    f"{gene}\t{name}\t{a}\t{b}\n" for gene, (name, a, b) in MATRIX_ROWS.items())).encode()
+MATRIX = (
+    "gene_id\tgene_name\tliver\tmuscle\n"
+    + "".join(f"{gene}\t{name}\t{a}\t{b}\n" for gene, (name, a, b) in MATRIX_ROWS.items())
+).encode()
 SLICED_GENE = "ENSG00000169174"
 
 
@@ -92,11 +96,20 @@ class Pipeline:
     timeout: float = 120.0
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
     tokens: dict[str, str] = field(default_factory=dict)
+    server_errors: list[str] = field(default_factory=list)  # every 5xx answer seen, retried or not
 
     # -- HTTP with tolerance for a restarting service -------------------------------------------------------
 
-    def _call(self, method: str, url: str, *, ok: tuple[int, ...] = (200,), token: str | None = None,
-              retry_statuses: tuple[int, ...] = (502, 503, 504), **kwargs: Any) -> httpx.Response:
+    def _call(
+        self,
+        method: str,
+        url: str,
+        *,
+        ok: tuple[int, ...] = (200,),
+        token: str | None = None,
+        retry_statuses: tuple[int, ...] = (502, 503, 504),
+        **kwargs: Any,
+    ) -> httpx.Response:
         headers = dict(kwargs.pop("headers", {}) or {})
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -108,6 +121,8 @@ class Pipeline:
                 if response.status_code in ok:
                     return response
                 last = f"{response.status_code} {response.text[:300]}"
+                if response.status_code >= 500:
+                    self.server_errors.append(f"{method} {url} → {last}")
                 if response.status_code not in retry_statuses:
                     raise PipelineError(f"{method} {url} answered {last}")
             except httpx.TransportError as exc:  # the service is down or restarting
@@ -132,8 +147,12 @@ class Pipeline:
     # -- the steps -----------------------------------------------------------------------------------------
 
     def token(self, client_id: str, secret: str, scope: str) -> str:
-        response = self._call("POST", self.url("auth", "/token"), auth=(client_id, secret),
-                              data={"grant_type": "client_credentials", "scope": scope})
+        response = self._call(
+            "POST",
+            self.url("auth", "/token"),
+            auth=(client_id, secret),
+            data={"grant_type": "client_credentials", "scope": scope},
+        )
         return str(response.json()["access_token"])
 
     def create_clients(self) -> dict[str, str]:
@@ -144,15 +163,31 @@ class Pipeline:
         roles = {"instrument": "ingest:upload", "analyst": "repository:read repository:write rnaget:read"}
         for role, scope in roles.items():
             client_id = f"demo-{role}-{self.tag}"
-            created = self._call("POST", self.url("auth", "/admin/clients"), ok=(201,), token=admin, json={
-                "client_id": client_id, "name": f"pipeline {role}", "grant_types": ["client_credentials"],
-                "scopes": scope.split()})
+            created = self._call(
+                "POST",
+                self.url("auth", "/admin/clients"),
+                ok=(201,),
+                token=admin,
+                json={
+                    "client_id": client_id,
+                    "name": f"pipeline {role}",
+                    "grant_types": ["client_credentials"],
+                    "scopes": scope.split(),
+                },
+            )
             self.tokens[role] = self.token(client_id, created.json()["client_secret"], scope)
             self.on_step("auth", f"client {client_id}: {scope}")
         return self.tokens
 
-    def upload_run(self, *, clusters: int = 300, samples: int = 3, tiles: int = 2, reads: tuple[int, ...] = (16, 6, 16),
-                   cycles_per_second: float = 40.0) -> RunSummary:
+    def upload_run(
+        self,
+        *,
+        clusters: int = 300,
+        samples: int = 3,
+        tiles: int = 2,
+        reads: tuple[int, ...] = (16, 6, 16),
+        cycles_per_second: float = 40.0,
+    ) -> RunSummary:
         """The simulator writes a run while `seqhub upload run --watch` (the real CLI, a subprocess) streams it."""
         from services.ingest.bcl.simulate import simulate_run
 
@@ -162,19 +197,47 @@ class Pipeline:
 
         def write() -> None:
             try:
-                simulate_run(run_dir, fmt="bcl.gz", clusters=clusters, lanes=1, tiles=tiles, reads=reads,
-                             samples=samples, cycles_per_second=cycles_per_second, truth=False, seed=7)
+                simulate_run(
+                    run_dir,
+                    fmt="bcl.gz",
+                    clusters=clusters,
+                    lanes=1,
+                    tiles=tiles,
+                    reads=reads,
+                    samples=samples,
+                    cycles_per_second=cycles_per_second,
+                    truth=False,
+                    seed=7,
+                )
             except BaseException as exc:
                 errors.append(exc)
 
-        self.on_step("upload", f"simulator writing {run_dir.name}: {clusters} clusters, {samples} samples, "
-                               f"reads {'+'.join(map(str, reads))}")
+        self.on_step(
+            "upload",
+            f"simulator writing {run_dir.name}: {clusters} clusters, {samples} samples, "
+            f"reads {'+'.join(map(str, reads))}",
+        )
         writer = threading.Thread(target=write, name="simulator")
         writer.start()
         env = {**os.environ, "SEQHUB_URL": self.endpoints.root("ingest"), "SEQHUB_TOKEN": self.tokens["instrument"]}
-        command = [sys.executable, "-m", "libs.sdk.cli", "upload", "run", str(run_dir), "--watch", "--quiet",
-                   "--parallel", "3", "--stable-seconds", "0.5", "--project", project,
-                   "--state", str(self.work_dir / f"upload-{self.tag}.jsonl")]
+        command = [
+            sys.executable,
+            "-m",
+            "libs.sdk.cli",
+            "upload",
+            "run",
+            str(run_dir),
+            "--watch",
+            "--quiet",
+            "--parallel",
+            "3",
+            "--stable-seconds",
+            "0.5",
+            "--project",
+            project,
+            "--state",
+            str(self.work_dir / f"upload-{self.tag}.jsonl"),
+        ]
         while not run_dir.exists():  # the agent wants the folder to exist; it waits for RunInfo.xml itself
             time.sleep(0.05)
         try:
@@ -195,8 +258,9 @@ class Pipeline:
         self.on_step("demultiplex", f"waiting for run {run.run_id} to be demultiplexed")
 
         def check() -> dict[str, Any] | None:
-            doc: dict[str, Any] = self._call("GET", self.url("ingest", f"/runs/{run.run_id}"),
-                                             token=self.tokens["admin"]).json()
+            doc: dict[str, Any] = self._call(
+                "GET", self.url("ingest", f"/runs/{run.run_id}"), token=self.tokens["admin"]
+            ).json()
             if doc["status"] == "failed":
                 raise PipelineError(f"run {run.run_id} failed: {doc}")
             return doc if doc["status"] == "demultiplexed" else None
@@ -206,8 +270,13 @@ class Pipeline:
         return doc
 
     def _list(self, path: str, **params: Any) -> list[dict[str, Any]]:
-        body = self._call("GET", self.url("repository", path), token=self.tokens["admin"],
-                          params={"limit": 200, **params}, headers={"Accept": "application/json"}).json()
+        body = self._call(
+            "GET",
+            self.url("repository", path),
+            token=self.tokens["admin"],
+            params={"limit": 200, **params},
+            headers={"Accept": "application/json"},
+        ).json()
         return list(body["resources"])
 
     def wait_registered(self, run: RunSummary) -> RunSummary:
@@ -229,23 +298,35 @@ class Pipeline:
         found = self._until(f"the repository tree of {run.project}", tree)
         run.study = found["study"]
         run.resources = {kind: len(found[kind]) for kind in ("samples", "experiments", "runs")}
-        self.on_step("register", f"study {run.study['accession']}: " + ", ".join(
-            f"{n} {kind}" for kind, n in run.resources.items()))
+        self.on_step(
+            "register",
+            f"study {run.study['accession']}: " + ", ".join(f"{n} {kind}" for kind, n in run.resources.items()),
+        )
         return run
 
     def _submit(self, metadata: dict[str, Any], filename: str, content: bytes, media: str) -> dict[str, Any]:
         """POST multipart/mixed; a retry after a lost answer finds the analysis by its alias (409 → GET)."""
         boundary = uuid.uuid4().hex
-        import json
-
-        body = b"".join([
-            f"--{boundary}\r\nContent-Type: application/json\r\n\r\n".encode(), json.dumps(metadata).encode(),
-            f"\r\n--{boundary}\r\nContent-Type: {media}\r\n"
-            f'Content-Disposition: attachment; filename="{filename}"\r\n\r\n'.encode(), content,
-            f"\r\n--{boundary}--\r\n".encode()])
-        response = self._call("POST", self.url("repository", "/analyses"), ok=(201, 409), token=self.tokens["analyst"],
-                              content=body, headers={"Content-Type": f"multipart/mixed; boundary={boundary}",
-                                                     "Accept": "application/json"})
+        body = b"".join(
+            [
+                f"--{boundary}\r\nContent-Type: application/json\r\n\r\n".encode(),
+                json.dumps(metadata).encode(),
+                f"\r\n--{boundary}\r\nContent-Type: {media}\r\n"
+                f'Content-Disposition: attachment; filename="{filename}"\r\n\r\n'.encode(),
+                content,
+                f"\r\n--{boundary}--\r\n".encode(),
+            ]
+        )
+        response = self._call(
+            "POST",
+            self.url("repository", "/analyses"),
+            ok=(201, 409),
+            # the alias makes a repeated submission a 409, so a 500 (e.g. a write conflict) is retried safely
+            retry_statuses=(500, 502, 503, 504),
+            token=self.tokens["analyst"],
+            content=body,
+            headers={"Content-Type": f"multipart/mixed; boundary={boundary}", "Accept": "application/json"},
+        )
         if response.status_code == 201:
             return dict(response.json())
         [existing] = self._list("/analyses", alias=metadata["alias"])
@@ -255,23 +336,44 @@ class Pipeline:
         dataset = f"demo-{self.tag}"
         study_ref = {"accession": run.study["accession"]} if run.study else None
         self.on_step("submit", f"VCF analysis → beacon dataset {dataset}")
-        vcf = self._submit({
-            "alias": f"calls-{self.tag}", "title": "PCSK9 loss-of-function calls",
-            **({"study_ref": study_ref} if study_ref else {}),
-            "analysis_type": {"sequence_variation": {"assembly": {"standard": {"refname": "GRCh38"}}}},
-            "analysis_attributes": {"analysis_attribute": [
-                {"tag": "access_level", "value": "PUBLIC"}, {"tag": "beacon_dataset_id", "value": dataset}]},
-        }, "calls.vcf", VCF, "text/x-vcf")
+        vcf = self._submit(
+            {
+                "alias": f"calls-{self.tag}",
+                "title": "PCSK9 loss-of-function calls",
+                **({"study_ref": study_ref} if study_ref else {}),
+                "analysis_type": {"sequence_variation": {"assembly": {"standard": {"refname": "GRCh38"}}}},
+                "analysis_attributes": {
+                    "analysis_attribute": [
+                        {"tag": "access_level", "value": "PUBLIC"},
+                        {"tag": "beacon_dataset_id", "value": dataset},
+                    ]
+                },
+            },
+            "calls.vcf",
+            VCF,
+            "text/x-vcf",
+        )
         self.on_step("submit", f"VCF analysis {vcf['accession']}")
         self.on_step("submit", "expression analysis (TSV matrix, TPM)")
-        expression = self._submit({
-            "alias": f"expression-{self.tag}", "title": "liver and muscle TPM",
-            **({"study_ref": study_ref} if study_ref else {}),
-            "analysis_type": {"sequence_annotation": {}},
-            "analysis_attributes": {"analysis_attribute": [
-                {"tag": "access_level", "value": "PUBLIC"}, {"tag": "kind", "value": "expression"},
-                {"tag": "units", "value": "TPM"}, {"tag": "feature_id_column", "value": "gene_id"}]},
-        }, "matrix.tsv", MATRIX, "text/tab-separated-values")
+        expression = self._submit(
+            {
+                "alias": f"expression-{self.tag}",
+                "title": "liver and muscle TPM",
+                **({"study_ref": study_ref} if study_ref else {}),
+                "analysis_type": {"sequence_annotation": {}},
+                "analysis_attributes": {
+                    "analysis_attribute": [
+                        {"tag": "access_level", "value": "PUBLIC"},
+                        {"tag": "kind", "value": "expression"},
+                        {"tag": "units", "value": "TPM"},
+                        {"tag": "feature_id_column", "value": "gene_id"},
+                    ]
+                },
+            },
+            "matrix.tsv",
+            MATRIX,
+            "text/tab-separated-values",
+        )
         self.on_step("submit", f"expression analysis {expression['accession']}")
         return {"dataset": dataset, "vcf": str(vcf["accession"]), "expression": str(expression["accession"])}
 
@@ -289,8 +391,10 @@ class Pipeline:
 
         found: dict[str, Any] = self._until(f"beacon dataset {dataset}", hit)
         missed = self.beacon_query(dataset, ABSENT)
-        self.on_step("beacon", f"{_variant(VARIANT)}: exists={found['exists']}; "
-                               f"{_variant(ABSENT)}: exists={missed.get('exists')}")
+        self.on_step(
+            "beacon",
+            f"{_variant(VARIANT)}: exists={found['exists']}; {_variant(ABSENT)}: exists={missed.get('exists')}",
+        )
         return found, missed
 
     def wait_rnaget(self, accession: str) -> str:
@@ -298,8 +402,12 @@ class Pipeline:
         self.on_step("rnaget", f"waiting for expression {accession}")
 
         def sliced() -> str | None:
-            response = self._call("GET", self.url("rnaget", f"/expressions/{accession}/bytes"), ok=(200, 404),
-                                  params={"format": "tsv", "featureIDList": SLICED_GENE})
+            response = self._call(
+                "GET",
+                self.url("rnaget", f"/expressions/{accession}/bytes"),
+                ok=(200, 404),
+                params={"format": "tsv", "featureIDList": SLICED_GENE},
+            )
             return response.text if response.status_code == 200 else None
 
         text: str = self._until(f"rnaget expression {accession}", sliced)
@@ -337,20 +445,28 @@ def parse_tsv_slice(text: str) -> dict[str, list[float]]:
 
 
 @contextmanager
-def embedded_platform(var: Path, *, admin_id: str, admin_secret: str, port: int | None = None,
-                      log: Path | None = None) -> Iterator[str]:
+def embedded_platform(
+    var: Path, *, admin_id: str, admin_secret: str, port: int | None = None, log: Path | None = None
+) -> Iterator[str]:
     """`python -m services --var VAR` (make run's configuration) on a free port; yields the base URL."""
     from services import platform
 
     port = port or platform.free_port()
     db_port = platform.free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "SEQHUB_HTTP_PORT": str(port), "SEQHUB_MONGO_URL": f"mongodb://127.0.0.1:{db_port}/",
-           "SEQHUB_AUTH_ISSUER": f"{base}/auth", "SEQHUB_AUTH_BOOTSTRAP_CLIENT_ID": admin_id,
-           "SEQHUB_AUTH_BOOTSTRAP_CLIENT_SECRET": admin_secret, "SEQHUB_BUS_URL": "embedded"}
+    env = {
+        **os.environ,
+        "SEQHUB_HTTP_PORT": str(port),
+        "SEQHUB_MONGO_URL": f"mongodb://127.0.0.1:{db_port}/",
+        "SEQHUB_AUTH_ISSUER": f"{base}/auth",
+        "SEQHUB_AUTH_BOOTSTRAP_CLIENT_ID": admin_id,
+        "SEQHUB_AUTH_BOOTSTRAP_CLIENT_SECRET": admin_secret,
+        "SEQHUB_BUS_URL": "embedded",
+    }
     out = (log or var / "platform.log").open("ab")
-    process = subprocess.Popen([sys.executable, "-m", "services", "--var", str(var)], env=env, stdout=out,
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services", "--var", str(var)], env=env, stdout=out, stderr=subprocess.STDOUT
+    )
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -380,14 +496,19 @@ def main(argv: list[str] | None = None) -> int:
     from rich.panel import Panel
 
     parser = argparse.ArgumentParser(prog="python -m services.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default=os.environ.get("SEQHUB_URL"),
-                        help="use a running platform (needs --admin-id/--admin-secret); default: start one")
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("SEQHUB_URL"),
+        help="use a running platform (needs --admin-id/--admin-secret); default: start one",
+    )
     parser.add_argument("--admin-id", default=os.environ.get("SEQHUB_AUTH_BOOTSTRAP_CLIENT_ID", DEMO_ADMIN_ID))
-    parser.add_argument("--admin-secret",
-                        default=os.environ.get("SEQHUB_AUTH_BOOTSTRAP_CLIENT_SECRET", DEMO_ADMIN_SECRET))
-    parser.add_argument("--clusters", type=int, default=2000, help="clusters per tile... in total (default 2000)")
+    parser.add_argument(
+        "--admin-secret", default=os.environ.get("SEQHUB_AUTH_BOOTSTRAP_CLIENT_SECRET", DEMO_ADMIN_SECRET)
+    )
+    parser.add_argument("--clusters", type=int, default=2000, help="clusters of the simulated run (default 2000)")
     parser.add_argument("--samples", type=int, default=3)
     parser.add_argument("--cycles-per-second", type=float, default=10.0, help="how fast the instrument writes")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds each step may take (default 300)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args(argv)
     console = Console()
@@ -399,23 +520,40 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="seqhub-demo-"))
     try:
         with _platform(args, work, console) as base:
-            pipeline = Pipeline(Endpoints.single(base), args.admin_id, args.admin_secret, work / "runs", on_step=step,
-                                timeout=300)
+            pipeline = Pipeline(
+                Endpoints.single(base),
+                args.admin_id,
+                args.admin_secret,
+                work / "runs",
+                on_step=step,
+                timeout=args.timeout,
+            )
             pipeline.work_dir.mkdir(parents=True, exist_ok=True)
-            result = pipeline.run_all(clusters=args.clusters, samples=args.samples, reads=(36, 8, 36),
-                                      cycles_per_second=args.cycles_per_second)
+            result = pipeline.run_all(
+                clusters=args.clusters,
+                samples=args.samples,
+                reads=(36, 8, 36),
+                cycles_per_second=args.cycles_per_second,
+            )
         hit, miss = result["hit"], result["miss"]
-        console.print(Panel.fit(
-            f"GET /beacon/query {_variant(VARIANT)} (GRCh38, dataset {result['ids']['dataset']})\n"
-            f"  exists: [bold green]{hit['exists']}[/]  "
-            f"variantCount={hit['datasetAlleleResponses'][0].get('variantCount')} "
-            f"callCount={hit['datasetAlleleResponses'][0].get('callCount')} "
-            f"frequency={hit['datasetAlleleResponses'][0].get('frequency')}\n"
-            f"GET /beacon/query {_variant(ABSENT)}\n  exists: [bold red]{miss.get('exists')}[/]",
-            title="Beacon answers"))
-        console.print(Panel.fit(
-            f"GET /rnaget/expressions/{result['ids']['expression']}/bytes?format=tsv&featureIDList={SLICED_GENE}\n"
-            + result["matrix"].rstrip(), title="RNAget slice"))
+        console.print(
+            Panel.fit(
+                f"GET /beacon/query {_variant(VARIANT)} (GRCh38, dataset {result['ids']['dataset']})\n"
+                f"  exists: [bold green]{hit['exists']}[/]  "
+                f"variantCount={hit['datasetAlleleResponses'][0].get('variantCount')} "
+                f"callCount={hit['datasetAlleleResponses'][0].get('callCount')} "
+                f"frequency={hit['datasetAlleleResponses'][0].get('frequency')}\n"
+                f"GET /beacon/query {_variant(ABSENT)}\n  exists: [bold red]{miss.get('exists')}[/]",
+                title="Beacon answers",
+            )
+        )
+        console.print(
+            Panel.fit(
+                f"GET /rnaget/expressions/{result['ids']['expression']}/bytes?format=tsv&featureIDList={SLICED_GENE}\n"
+                + result["matrix"].rstrip(),
+                title="RNAget slice",
+            )
+        )
         console.print(f"[bold green]done[/] in {time.monotonic() - started:.0f}s — the whole pipeline, end to end.")
         return 0
     except PipelineError as exc:
@@ -424,8 +562,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         if not args.keep:
-            import shutil
-
             shutil.rmtree(work, ignore_errors=True)
 
 

@@ -7,12 +7,14 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+from pymongo import MongoClient
 
 from services import platform
 from services.demo import ABSENT, MATRIX_ROWS, SLICED_GENE, VARIANT, Pipeline, parse_tsv_slice
@@ -81,8 +83,10 @@ def check_outcome(pipeline: Pipeline, result: Mapping[str, Any]) -> None:
     assert _get(f"{urls['ingest']}/runs/{run.run_id}", admin)["status"] == "demultiplexed"
 
     # one study, one sample / experiment / run per demultiplexed sample, each run carrying its FASTQ files
-    listed = {c: _get(f"{urls['repository']}/{c}", admin, limit=200)["resources"]
-              for c in ("studies", "samples", "experiments", "runs", "analyses")}
+    listed = {
+        c: _get(f"{urls['repository']}/{c}", admin, limit=200)["resources"]
+        for c in ("studies", "samples", "experiments", "runs", "analyses")
+    }
     assert [s["alias"] for s in listed["studies"]] == [run.project]
     for collection in ("samples", "experiments", "runs"):
         assert len(listed[collection]) == SAMPLES, (collection, [r["alias"] for r in listed[collection]])
@@ -94,8 +98,9 @@ def check_outcome(pipeline: Pipeline, result: Mapping[str, Any]) -> None:
     assert len(listed["analyses"]) == 2
 
     # Beacon: the VCF's variant is a HIT with the VCF's counts, another allele at the same site a MISS
-    hit, miss = pipeline.beacon_query(result["ids"]["dataset"], VARIANT), pipeline.beacon_query(
-        result["ids"]["dataset"], ABSENT
+    hit, miss = (
+        pipeline.beacon_query(result["ids"]["dataset"], VARIANT),
+        pipeline.beacon_query(result["ids"]["dataset"], ABSENT),
     )
     assert hit["exists"] is True, hit
     [entry] = hit["datasetAlleleResponses"]
@@ -124,3 +129,28 @@ def dead_letters(env: Mapping[str, str]) -> list[dict[str, Any]]:
     assert result.returncode == 0, result.stderr
     letters: list[dict[str, Any]] = json.loads(result.stdout)
     return letters
+
+
+def outbox_events(env: Mapping[str, str]) -> Counter[str]:
+    """Events each service wrote to its outbox (what it published, or will publish), by type."""
+    counts: Counter[str] = Counter()
+    client: MongoClient[dict[str, Any]] = MongoClient(env["SEQHUB_MONGO_URL"], serverSelectionTimeoutMS=10_000)
+    with client:
+        for service in platform.SERVICE_NAMES:
+            for doc in client[f"{env['SEQHUB_DB_PREFIX']}{service}"]["outbox"].find({}, {"type": 1}):
+                counts[str(doc["type"])] += 1
+    return counts
+
+
+def check_events_once(env: Mapping[str, str]) -> None:
+    """Each step's event was produced once: a crash and redelivery never re-announce a run or an analysis."""
+    counts = outbox_events(env)
+    once = {
+        "RunRegistered": 1,
+        "RunUploaded": 1,
+        "SamplesDemultiplexed": 1,
+        "AnalysisPublished": 2,
+        "VariantsIndexed": 1,
+        "ExpressionIndexed": 1,
+    }
+    assert {t: counts[t] for t in once} == once, counts
