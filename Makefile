@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help install ops-tools run run-distributed test unit integration e2e slow lint bench system-deps rabbitmq dlq clean
+.PHONY: help install ops-tools js-deps run run-distributed test unit integration e2e slow lint bench system-deps rabbitmq dlq clean
 
 help:
 	@echo "make run              start the whole platform in one process on http://127.0.0.1:8080 (data in ./var)"
@@ -28,9 +28,13 @@ system-deps:
 rabbitmq: system-deps
 	@scripts/ensure-rabbitmq.sh
 
-# offline validators for deploy/ (promtool, checkov, hadolint, yamllint, prometheus-operator models)
+# offline validators for deploy/ (promtool, checkov, hadolint, yamllint, prometheus-operator models; nodejs/npm)
 ops-tools: install
 	@bash deploy/tools/install-ops-tools.sh >/dev/null
+
+# tus-js-client for the ingest protocol tests (locked in tests/integration/ingest/js/package-lock.json)
+js-deps: ops-tools
+	@test -d tests/integration/ingest/js/node_modules || npm ci --prefix tests/integration/ingest/js --silent --no-audit --no-fund
 
 run: install
 	$(BIN)/python -m services
@@ -38,13 +42,13 @@ run: install
 run-distributed: install rabbitmq
 	$(BIN)/python -m services --distributed
 
-test: install system-deps rabbitmq ops-tools
+test: install system-deps rabbitmq ops-tools js-deps
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 unit: install
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-integration: install rabbitmq
+integration: install rabbitmq ops-tools js-deps
 	$(BIN)/pytest tests/integration -m "not slow" $(PYTEST_ARGS)
 
 e2e: install rabbitmq

@@ -17,6 +17,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +44,21 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ErrorRenderer = Callable[[web.Request, int, str, Mapping[str, Any]], web.Response]
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-           406: "Not Acceptable", 409: "Conflict", 413: "Content Too Large", 415: "Unsupported Media Type",
-           500: "Internal Server Error", 503: "Service Unavailable"}
+_TITLES = {460: "Checksum Mismatch"}  # tus checksum extension; others come from http.HTTPStatus
 
 
 def problem_renderer(request: web.Request, status: int, message: str, extra: Mapping[str, Any]) -> web.Response:
     """RFC 9457 problem+json, the default error shape."""
-    body = {"type": "about:blank", "title": _TITLES.get(status, "Error"), "status": status, "detail": message,
+    body = {"type": "about:blank", "title": _title(status), "status": status, "detail": message,
             "instance": request.path, "request_id": request.get(keys.request_id), **extra}
     return web.json_response(body, status=status, content_type="application/problem+json")
+
+
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return _TITLES.get(status, "Error")
 
 
 @web.middleware

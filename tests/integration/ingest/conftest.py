@@ -1,6 +1,5 @@
 """Fixtures of the ingest integration tests: the app on the real MongoDB-wire server, tokens, a tiny run."""
 
-import asyncio
 import base64
 import hashlib
 from collections.abc import AsyncIterator, Callable
@@ -63,9 +62,6 @@ def ingest_settings(common_settings: CommonSettings) -> IngestSettings:
 @pytest.fixture
 async def client(aiohttp_client: Any, ingest_settings: IngestSettings) -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
     yield await aiohttp_client(root_app({PREFIX: create_app(ingest_settings)}))
-    # Workaround: cancelling libs.common's outbox relay during its first round can hang the app's cleanup
-    # (reported to the lead); give that round time to finish before the app is torn down.
-    await asyncio.sleep(0.5)
 
 
 @pytest.fixture
