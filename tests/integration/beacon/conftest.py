@@ -22,8 +22,9 @@ from services.beacon.app import OPENAPI, create_app
 from services.beacon.index import BuildResult, build_version
 from services.beacon.models import AccessLevel, DatasetMeta
 from services.beacon.settings import BeaconSettings
+from tests.shared import SHARED
 
-CHRMT = Path("/work/shared/data/1000g-chrMT/ALL.chrMT.phase3_callmom-v0_4.20130502.genotypes.vcf.gz")
+CHRMT = (SHARED / "data/1000g-chrMT/ALL.chrMT.phase3_callmom-v0_4.20130502.genotypes.vcf.gz")
 DATASETS = {
     "mt-public": AccessLevel.PUBLIC,
     "mt-registered": AccessLevel.REGISTERED,

@@ -7,17 +7,17 @@ import json
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from services.repository.models import ResourceType
 from services.repository.sra import xml_to_gmi
+from tests.shared import SHARED
 
 from .conftest import Client, MakeClient
 
-EXAMPLES = Path("/work/shared/specs/sra-examples")
+EXAMPLES = (SHARED / "specs/sra-examples")
 GMI = "http://www.g-m-i.org/links/"
 DOCS = [
     ("SRS001433.xml", ResourceType.SAMPLE),

@@ -10,10 +10,11 @@ import pytest
 from libs.common.testing import TokenMinter
 from libs.sdk.cli import main
 from libs.sdk.commands.repo import UsageError, split_sra_document
+from tests.shared import SHARED
 
 from .conftest import Client
 
-EXAMPLES = Path("/work/shared/specs/sra-examples")
+EXAMPLES = (SHARED / "specs/sra-examples")
 
 
 async def test_submit_get_list_delete(

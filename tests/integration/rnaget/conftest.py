@@ -23,8 +23,9 @@ from libs.common.config import CommonSettings
 from libs.common.testing import TokenMinter
 from services.rnaget.app import PREFIX, create_app
 from services.rnaget.settings import RnagetSettings
+from tests.shared import SHARED
 
-DATA = Path("/work/shared/data/rnaget-compliance")
+DATA = (SHARED / "data/rnaget-compliance")
 PROJECT_ID = "9c0eba51095d3939437e220db196e27b"
 STUDY_ID = "f3ba0b59bed0fa2f1030e7cb508324d1"
 EXPRESSION_ID = "ac3e9279efd02f1c98de4ed3d335b98e"

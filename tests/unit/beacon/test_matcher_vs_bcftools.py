@@ -19,8 +19,9 @@ import pytest
 from services.beacon.index import DatasetIndex, build_version, current_version, open_version
 from services.beacon.matcher import match
 from services.beacon.query import validate
+from tests.shared import SHARED
 
-CHRMT = Path("/work/shared/data/1000g-chrMT/ALL.chrMT.phase3_callmom-v0_4.20130502.genotypes.vcf.gz")
+CHRMT = (SHARED / "data/1000g-chrMT/ALL.chrMT.phase3_callmom-v0_4.20130502.genotypes.vcf.gz")
 MT_LENGTH = 16569
 
 pytestmark = pytest.mark.skipif(

@@ -14,8 +14,9 @@ import pytest
 
 from services.beacon import vcf
 from services.beacon.index import COLUMNS, build_version, open_version
+from tests.shared import SHARED
 
-CHRMT = Path("/work/shared/data/1000g-chrMT/ALL.chrMT.phase3_callmom-v0_4.20130502.genotypes.vcf.gz")
+CHRMT = (SHARED / "data/1000g-chrMT/ALL.chrMT.phase3_callmom-v0_4.20130502.genotypes.vcf.gz")
 
 EDGE_CASES = """##fileformat=VCFv4.2
 ##INFO=<ID=AC,Number=A,Type=Integer,Description="x">

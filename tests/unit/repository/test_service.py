@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from libs.common.errors import Conflict, Forbidden, NotFound, Unauthorized
@@ -11,6 +9,7 @@ from libs.common.events import AnalysisPublished, AnalysisWithdrawn
 from services.repository import service
 from services.repository.models import DataFile, ListQuery, ResourceType, Review, ReviewDecision, ReviewStatus
 from services.repository.sra import xml_to_gmi
+from tests.shared import SHARED
 
 from .fakes import ANON, FakeResourceStore, caller
 
@@ -30,7 +29,7 @@ def sample(alias: str = "s1") -> dict[str, object]:
 
 async def test_create_mints_a_seqhub_accession_and_keeps_the_insdc_identifiers() -> None:
     store = FakeResourceStore()
-    [body] = xml_to_gmi(Path("/work/shared/specs/sra-examples/SRS001433.xml").read_bytes(), ResourceType.SAMPLE)
+    [body] = xml_to_gmi((SHARED / "specs/sra-examples/SRS001433.xml").read_bytes(), ResourceType.SAMPLE)
     created = await service.create_resource(ResourceType.SAMPLE, body, caller=WRITER, store=store)
     assert not isinstance(created, Review)
     assert created.accession == "SHS000001"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 
@@ -18,8 +17,9 @@ from services.repository.sra import (
     validate_gmi,
     xml_to_gmi,
 )
+from tests.shared import SHARED
 
-EXAMPLES = Path("/work/shared/specs/sra-examples")
+EXAMPLES = (SHARED / "specs/sra-examples")
 DOCS = [
     ("SRS001433.xml", ResourceType.SAMPLE),
     ("SRP000539.xml", ResourceType.STUDY),

@@ -22,10 +22,11 @@ from services.rnaget.formats import (
 )
 from services.rnaget.matrix import MatrixFile, MatrixFormatError, Selection
 from services.rnaget.slicing import SliceQuery, select
+from tests.shared import SHARED
 
 from .conftest import SourceMatrix
 
-DATA = Path("/work/shared/data/rnaget-compliance")
+DATA = (SHARED / "data/rnaget-compliance")
 
 
 def _parse_tsv(data: bytes, n_labels: int = 2) -> tuple[list[str], list[list[str]], np.ndarray]:
