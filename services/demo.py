@@ -411,7 +411,7 @@ class Pipeline:
             return response.text if response.status_code == 200 else None
 
         text: str = self._until(f"rnaget expression {accession}", sliced)
-        self.on_step("rnaget", f"slice {SLICED_GENE}: {' | '.join(text.strip().splitlines())}")
+        self.on_step("rnaget", f"slice {SLICED_GENE}: {text.strip().splitlines()[-1]}")
         return text
 
     def run_all(self, **sizes: Any) -> dict[str, Any]:
@@ -514,8 +514,11 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     started = time.monotonic()
 
+    status = console.status("starting")
+
     def step(name: str, detail: str) -> None:
         console.print(f"[dim]{time.monotonic() - started:6.1f}s[/] [bold cyan]{name:<12}[/] {detail}")
+        status.update(f"[bold cyan]{name}[/] {detail}")
 
     work = Path(tempfile.mkdtemp(prefix="seqhub-demo-"))
     try:
@@ -529,12 +532,13 @@ def main(argv: list[str] | None = None) -> int:
                 timeout=args.timeout,
             )
             pipeline.work_dir.mkdir(parents=True, exist_ok=True)
-            result = pipeline.run_all(
-                clusters=args.clusters,
-                samples=args.samples,
-                reads=(36, 8, 36),
-                cycles_per_second=args.cycles_per_second,
-            )
+            with status:  # a spinner with the current step under the log lines (terminals only)
+                result = pipeline.run_all(
+                    clusters=args.clusters,
+                    samples=args.samples,
+                    reads=(36, 8, 36),
+                    cycles_per_second=args.cycles_per_second,
+                )
         hit, miss = result["hit"], result["miss"]
         console.print(
             Panel.fit(
@@ -560,6 +564,9 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]demo failed:[/] {exc} (files kept in {work})")
         args.keep = True
         return 1
+    except KeyboardInterrupt:
+        console.print("interrupted; the demo platform was stopped")
+        return 130
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
