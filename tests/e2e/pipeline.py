@@ -154,3 +154,19 @@ def check_events_once(env: Mapping[str, str]) -> None:
         "ExpressionIndexed": 1,
     }
     assert {t: counts[t] for t in once} == once, counts
+
+
+def publish_garbage(env: Mapping[str, str], routing_key: str) -> None:
+    """An undecodable message on the cluster's exchange: consumers must dead-letter it at once (a control)."""
+    import asyncio
+
+    import aio_pika
+
+    async def publish() -> None:
+        connection = await aio_pika.connect(env["SEQHUB_BUS_URL"])
+        async with connection:
+            channel = await connection.channel()
+            exchange = await channel.get_exchange(env["SEQHUB_BUS_EXCHANGE"])
+            await exchange.publish(aio_pika.Message(b"not an event"), routing_key=routing_key)
+
+    asyncio.run(publish())

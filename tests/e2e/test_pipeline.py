@@ -31,6 +31,7 @@ from .pipeline import (
     check_outcome,
     dead_letters,
     distributed,
+    publish_garbage,
     wait_ready,
 )
 
@@ -55,6 +56,12 @@ def test_pipeline_across_service_processes(mongo_url: str, amqp_url: str, tmp_pa
         assert pipeline.server_errors == []
         check_events_once(cluster.env)
         assert dead_letters(cluster.env) == []
+        # control: the same check does see this cluster's dead-letter queues
+        publish_garbage(cluster.env, "repository.analysis.published")
+        deadline = time.monotonic() + 30
+        while not (letters := dead_letters(cluster.env)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert {d["queue"] for d in letters} == {"beacon.analyses", "rnaget.analyses"}, letters
 
 
 def test_pipeline_survives_a_service_killed_midway(mongo_url: str, amqp_url: str, tmp_path: Path) -> None:
