@@ -15,7 +15,7 @@ from libs.common.auth import Principal, require_scopes
 from libs.common.errors import BadRequest, UnsupportedMediaType
 from libs.common.passports import PASSPORT_CLAIM
 
-from . import keys, service
+from . import keys, metrics, service
 from .index import DATASET_ID
 from .models import API_VERSION, AccessLevel, AlleleRequest, RegisteredBeacon
 from .network import aggregate
@@ -98,14 +98,19 @@ async def beacon_info(request: web.Request) -> web.Response:
 @routes.get("/query")
 @routes.post("/query")
 async def query(request: web.Request) -> web.Response:
-    req = await parse_query(request)
-    app = request.app
-    answer = await service.answer(
-        req,
-        datasets=app[keys.catalog].snapshot(),
-        access=access_of(request),
-        beacon_id=app[keys.settings].beacon_id,
-    )
+    try:
+        req = await parse_query(request)
+        app = request.app
+        answer = await service.answer(
+            req,
+            datasets=app[keys.catalog].snapshot(),
+            access=access_of(request),
+            beacon_id=app[keys.settings].beacon_id,
+        )
+    except Exception:
+        metrics.QUERIES.labels(result="error").inc()
+        raise
+    metrics.QUERIES.labels(result="hit" if answer.exists else "miss").inc()
     return _json(answer)
 
 

@@ -20,6 +20,7 @@ from libs.common.auth import bearer_challenge
 from libs.common.errors import BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized
 from libs.common.events import VariantsIndexed, VariantsIndexedData
 
+from . import metrics
 from .index import DatasetIndex, build_version, open_version, set_current
 from .matcher import DatasetMatch, candidate_rows, match
 from .models import (
@@ -57,15 +58,18 @@ class Catalog:
     def __init__(self) -> None:
         self._live: Mapping[str, LiveDataset] = MappingProxyType({})
         self.locks: dict[str, asyncio.Lock] = {}
+        metrics.set_variants_indexed(())
 
     def snapshot(self) -> Mapping[str, LiveDataset]:
         return self._live
 
     def activate(self, live: LiveDataset) -> None:
         self._live = MappingProxyType({**self._live, live.meta.id: live})
+        metrics.set_variants_indexed(d.meta for d in self._live.values())
 
     def drop(self, dataset_id: str) -> None:
         self._live = MappingProxyType({k: v for k, v in self._live.items() if k != dataset_id})
+        metrics.set_variants_indexed(d.meta for d in self._live.values())
 
     def lock(self, dataset_id: str) -> asyncio.Lock:
         return self.locks.setdefault(dataset_id, asyncio.Lock())

@@ -61,10 +61,11 @@ async def _ingest_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def sweep_once(deps: service.Ingest) -> None:
-    """Expire idle uploads, finish uploads a dead process left complete, mark stalled runs."""
+    """Expire idle uploads, finish uploads a dead process left complete, mark stalled runs, count runs."""
     await uploads.expire_uploads(deps=deps)
     await uploads.recover_completed(deps=deps)
     await service.mark_stalled_runs(deps=deps)
+    await service.refresh_run_counts(deps=deps)
 
 
 async def _sweeper(deps: service.Ingest, interval: float) -> None:

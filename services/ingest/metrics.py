@@ -20,3 +20,21 @@ ACTIVE_UPLOADS = Gauge("seqhub_ingest_active_patches", "tus request bodies being
 UPLOADS_EXPIRED = Counter("seqhub_ingest_uploads_expired", "Unfinished uploads removed after their expiry.")
 RUNS_UPLOADED = Counter("seqhub_ingest_runs_uploaded", "Runs whose every file arrived and was verified.")
 RUNS_STALLED = Counter("seqhub_ingest_runs_stalled", "Runs marked stalled for receiving no file past the deadline.")
+RUNS = Gauge(
+    "seqhub_ingest_runs",
+    "Runs by status, as last counted by the ingest sweep (one aggregation over the runs collection).",
+    ["status"],
+)
+DEMUX_CLUSTERS = Counter("seqhub_demux_clusters", "Clusters passing filter written as FASTQ by the demultiplexer.")
+DEMUX_SECONDS = Histogram(
+    "seqhub_demux_duration_seconds",
+    "Wall time of one successful demultiplexing (conversion process, reused results excluded).",
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400),
+)
+
+
+def set_run_counts(counts: dict[str, int], statuses: list[str]) -> None:
+    """Publish the per-status run counts; every known status gets a sample (0 when absent) so alerts
+    comparing `> 0` see a series that goes back to 0 instead of vanishing."""
+    for status in {*statuses, *counts}:
+        RUNS.labels(status=status).set(counts.get(status, 0))

@@ -23,7 +23,7 @@ from libs.common.filestore import LocalFileStore, uri_of
 from libs.common.outbox import Outbox
 
 from . import manifest
-from .metrics import RUNS_STALLED, RUNS_UPLOADED
+from .metrics import RUNS_STALLED, RUNS_UPLOADED, set_run_counts
 from .models import OPEN_STATUSES, DeclaredFile, RunCreate, RunPage, RunStatus, RunView, StoredFile
 from .partfile import PartFiles, file_digest
 from .paths import validate_relative_path, validate_run_name
@@ -430,6 +430,13 @@ async def mark_stalled_runs(*, deps: Ingest, at: datetime | None = None) -> int:
             stalled += 1
     RUNS_STALLED.inc(stalled)
     return stalled
+
+
+async def refresh_run_counts(*, deps: Ingest) -> dict[str, int]:
+    """Publish the number of runs per status (`seqhub_ingest_runs`), counted by one aggregation."""
+    counts = await deps.runs.count_by_status()
+    set_run_counts(counts, [s.value for s in RunStatus])
+    return counts
 
 
 def to_view(run: dict[str, Any]) -> RunView:

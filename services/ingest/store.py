@@ -185,6 +185,11 @@ class RunStore:
     async def idle_since(self, status: str, before: datetime) -> list[Doc]:
         return await self.runs.find({"status": status, "last_activity_at": {"$lt": before}}).to_list()
 
+    async def count_by_status(self) -> dict[str, int]:
+        """Number of runs per status, in one aggregation (served by the `status_created` index)."""
+        rows = await (await self.runs.aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}])).to_list()
+        return {str(row["_id"]): int(row["n"]) for row in rows}
+
 
 class UploadStore:
     """tus upload sessions with a lease lock held across processes."""

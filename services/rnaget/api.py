@@ -19,7 +19,7 @@ from libs.common import keys as common_keys
 from libs.common.auth import require_scopes
 from libs.common.errors import BadRequest, NotAcceptable
 
-from . import keys, media, params, service
+from . import keys, media, metrics, params, service
 from .models import FileObject, Kind, MatrixFormat, MatrixRecord, Project, ServiceInfo, Study, Ticket
 from .service import READ_SCOPE, Access
 
@@ -130,8 +130,10 @@ async def _send(request: web.Request, record: MatrixRecord, p: params.Params, fm
         )
         await response.prepare(request)
         chunk = first
+        streamed = metrics.BYTES_STREAMED.labels(format=fmt.value)
         while chunk is not None:
             await response.write(chunk)
+            streamed.inc(len(chunk))
             chunk = await service.next_chunk(download.chunks)
         await response.write_eof()
         return response

@@ -24,6 +24,7 @@ import json
 import logging
 import multiprocessing
 import shutil
+import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ from services.ingest.bcl.errors import (
     SampleSheetError,
 )
 from services.ingest.demux.settings import DemuxSettings
+from services.ingest.metrics import DEMUX_CLUSTERS, DEMUX_SECONDS
 from services.ingest.store import RunStore, in_transaction
 
 log = logging.getLogger(__name__)
@@ -242,6 +244,7 @@ async def handle_run_uploaded(
     output_key = f"{settings.output_prefix}/{data.run_id}"
     final = files.path(output_key)
     outcome = "reused"
+    seconds = 0.0
     payload = await asyncio.to_thread(_completed, final)
     if payload is None:
         run_dir = files.path(data.root_uri.rstrip("/"))
@@ -255,7 +258,9 @@ async def handle_run_uploaded(
             compression_level=settings.compression_level,
             barcode_mismatches=(settings.barcode_mismatches,) if settings.barcode_mismatches is not None else None,
         )
+        started = time.monotonic()
         result = await _run_in_process(str(run_dir), sheet, str(staging), str(final), output_key, options)
+        seconds = time.monotonic() - started
         if not result.ok:
             await _fail(event, runs=runs, outbox=outbox, stage=result.stage, reason=result.reason)
             return "failed"
@@ -295,6 +300,9 @@ async def handle_run_uploaded(
 
     if not await in_transaction(outbox, commit):
         return "skipped"
+    if outcome == "demultiplexed":
+        DEMUX_CLUSTERS.inc(int(payload["total_clusters_pf"]))
+        DEMUX_SECONDS.observe(seconds)
     return outcome
 
 

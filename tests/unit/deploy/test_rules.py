@@ -30,14 +30,14 @@ METRICS = {
     "seqhub_outbox_backlog_age_seconds",
     "seqhub_outbox_pending",
     "seqhub_ingest_runs",
-    "seqhub_upload_bytes_total",
-    "seqhub_uploads_in_progress",
+    "seqhub_ingest_upload_bytes_total",
+    "seqhub_ingest_active_patches",
     "seqhub_demux_clusters_total",
     "seqhub_demux_duration_seconds",
     "seqhub_beacon_variants_indexed",
     "seqhub_beacon_queries_total",
     "seqhub_rnaget_bytes_streamed_total",
-    "seqhub_repository_resources",
+    "seqhub_repository_resources_written_total",
 }
 BUILTIN = {"up", "ALERTS"}
 KEYWORDS = {"and", "or", "unless", "bool", "offset"}
