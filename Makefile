@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help install ops-tools js-deps run run-distributed test unit integration e2e slow lint bench system-deps rabbitmq dlq clean
+.PHONY: help install ops-tools js-deps run run-distributed test unit integration e2e slow lint bench system-deps rabbitmq dlq demo clean
 
 help:
 	@echo "make run              start the whole platform in one process on http://127.0.0.1:8080 (data in ./var)"
@@ -13,6 +13,7 @@ help:
 	@echo "make test             install everything needed and run the whole test suite"
 	@echo "make unit | integration | e2e | slow   one level of the suite"
 	@echo "make lint             ruff and mypy"
+	@echo "make demo             watch a run go from instrument to Beacon and RNAget answers (a few minutes)"
 	@echo "make bench            run every benchmark (long; see docs/benchmarks.md)"
 
 $(STAMP): pyproject.toml
@@ -66,6 +67,10 @@ bench: install rabbitmq
 
 dlq: install
 	$(BIN)/seqhub admin dlq list
+
+# a few minutes' tour: an instrument run in, Beacon and RNAget answers out, on the embedded platform
+demo: install
+	$(BIN)/python -m services.demo
 
 
 clean:

@@ -12,20 +12,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from libs.common import metrics
 from libs.common.bus import Bus
 from libs.common.events import Event, parse_event
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CLAIM_FOR = timedelta(seconds=30)
 INDEXES = {
@@ -67,6 +69,26 @@ class Outbox:
         async with self.db.client.start_session() as session, await session.start_transaction():
             yield session
         self._pending.set()
+
+    async def run_transaction(self, work: Callable[[AsyncClientSession], Awaitable[T]], *, attempts: int = 30) -> T:
+        """Run `work(session)` in a transaction, retrying transient conflicts with jittered back-off.
+
+        Concurrent writers of the same documents (an API request and a consumer, two replicas) make MongoDB abort
+        one transaction with the TransientTransactionError label; the whole unit is then safe to run again, so
+        callers whose state change races with others should use this rather than `transaction()` alone.
+        """
+        for attempt in range(attempts):
+            try:
+                async with self.transaction() as session:
+                    return await work(session)
+            except PyMongoError as exc:
+                retryable = exc.has_error_label("TransientTransactionError") or exc.has_error_label(
+                    "UnknownTransactionCommitResult")
+                if attempt + 1 < attempts and retryable:
+                    await asyncio.sleep(random.uniform(0, min(0.5, 0.005 * 2**attempt)))
+                    continue
+                raise
+        raise AssertionError("unreachable")
 
     async def add(self, event: Event, *, session: AsyncClientSession | None = None) -> None:
         """Store an event for publication (inside the caller's transaction when `session` is given)."""

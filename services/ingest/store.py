@@ -8,8 +8,6 @@ The only module of the service that imports pymongo. Collections (database `seqh
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
@@ -49,17 +47,8 @@ INDEXES: dict[str, list[IndexModel]] = {
 
 async def in_transaction(outbox: Outbox, work: Callable[[Any], Awaitable[T]], *, attempts: int = 30) -> T:
     """Run `work(session)` in a transaction, retrying transient conflicts (concurrent file completions of a run
-    all update the run document) with jittered exponential back-off."""
-    for attempt in range(attempts):
-        try:
-            async with outbox.transaction() as session:
-                return await work(session)
-        except PyMongoError as exc:
-            if attempt + 1 < attempts and exc.has_error_label("TransientTransactionError"):
-                await asyncio.sleep(random.uniform(0, min(0.5, 0.005 * 2**attempt)))
-                continue
-            raise
-    raise AssertionError("unreachable")
+    all update the run document) — `Outbox.run_transaction`."""
+    return await outbox.run_transaction(work, attempts=attempts)
 
 
 class DuplicateFile(Exception):

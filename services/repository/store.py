@@ -120,9 +120,11 @@ class MongoResourceStore:
             if not events:
                 await self._coll(resource.rtype).insert_one(doc)
                 return
-            async with self._outbox.transaction() as session:
+            async def work(session: AsyncClientSession) -> None:
                 await self._coll(resource.rtype).insert_one(doc, session=session)
                 await self._add_events(events, session)
+
+            await self._outbox.run_transaction(work)
         except DuplicateKeyError as exc:
             raise AliasTaken(f"you already have a {resource.rtype.info.name} with alias {resource.alias!r}") from exc
 
@@ -134,10 +136,13 @@ class MongoResourceStore:
             if not events:
                 result = await self._coll(resource.rtype).update_one(query, {"$set": doc})
             else:
-                async with self._outbox.transaction() as session:
+                async def work(session: AsyncClientSession) -> Any:
                     result = await self._coll(resource.rtype).update_one(query, {"$set": doc}, session=session)
                     if result.matched_count:
                         await self._add_events(events, session)
+                    return result
+
+                result = await self._outbox.run_transaction(work)
         except DuplicateKeyError as exc:
             raise AliasTaken(f"you already have a {resource.rtype.info.name} with alias {resource.alias!r}") from exc
         if not result.matched_count:
@@ -148,10 +153,13 @@ class MongoResourceStore:
         if not events:
             result = await self._coll(resource.rtype).delete_one(query)
         else:
-            async with self._outbox.transaction() as session:
+            async def work(session: AsyncClientSession) -> Any:
                 result = await self._coll(resource.rtype).delete_one(query, session=session)
                 if result.deleted_count:
                     await self._add_events(events, session)
+                return result
+
+            result = await self._outbox.run_transaction(work)
         if not result.deleted_count:
             raise StaleVersion(f"{resource.accession} was changed by someone else; read it again")
 

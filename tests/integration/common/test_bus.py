@@ -282,3 +282,33 @@ async def test_rabbitmq_restart_loses_no_confirmed_event(amqp_settings: CommonSe
         await bus.purge()
         await bus.close()
         await client.close()
+
+
+async def test_transient_transaction_conflicts_are_retried_and_commit_once(
+    settings: CommonSettings, mongo: Any
+) -> None:
+    from pymongo.errors import OperationFailure
+
+    producer_db = mongo[settings.database_name("producer")]
+    outbox = Outbox(producer_db, service="producer")
+    attempts: list[int] = []
+    event = _event(11)
+
+    async def work(session: Any) -> str:
+        attempts.append(1)
+        await producer_db["runs"].insert_one({"_id": "run-11"}, session=session)
+        await outbox.add(event, session=session)
+        if len(attempts) < 3:  # what the server answers when a concurrent transaction wrote the same documents
+            raise OperationFailure("WriteConflict", code=112, details={"errorLabels": ["TransientTransactionError"]})
+        return "committed"
+
+    assert await outbox.run_transaction(work) == "committed"
+    assert len(attempts) == 3
+    assert await producer_db["runs"].count_documents({}) == 1  # the aborted attempts left nothing behind
+    assert await producer_db["outbox"].count_documents({"_id": event.id}) == 1
+
+    async def always_conflicts(session: Any) -> None:
+        raise OperationFailure("WriteConflict", code=112, details={"errorLabels": ["TransientTransactionError"]})
+
+    with pytest.raises(OperationFailure):
+        await outbox.run_transaction(always_conflicts, attempts=2)
