@@ -5,21 +5,19 @@ index a VCF/BCF into a beacon dataset (streams the file to ``PUT /beacon/dataset
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from libs.sdk import credentials
-from libs.sdk.client import ApiError, SeqhubClient
+from libs.sdk.client import SeqhubClient
+from libs.sdk.commands._support import file_chunks, run_api_call
 
 ACCESS = ["PUBLIC", "REGISTERED", "CONTROLLED"]
 DATASET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-CHUNK = 1 << 20
 
 
 def register(subparsers: Any) -> None:
@@ -42,12 +40,6 @@ def register(subparsers: Any) -> None:
     withdraw.set_defaults(func=run_withdraw)
 
 
-async def _chunks(path: Path) -> AsyncIterator[bytes]:
-    with path.open("rb") as fh:
-        while chunk := await asyncio.to_thread(fh.read, CHUNK):
-            yield chunk
-
-
 async def _load(args: argparse.Namespace) -> Any:
     url = credentials.platform_url(args.url)
     token = args.token or await credentials.get_access_token(url)
@@ -56,7 +48,7 @@ async def _load(args: argparse.Namespace) -> Any:
     async with SeqhubClient(url, token=token) as client:
         headers = {"Content-Type": "application/octet-stream"}
         _, _, body = await client.request(
-            "PUT", f"/beacon/datasets/{args.dataset}", params=params, data=_chunks(args.vcf), headers=headers
+            "PUT", f"/beacon/datasets/{args.dataset}", params=params, data=file_chunks(args.vcf), headers=headers
         )
         return body
 
@@ -68,19 +60,6 @@ async def _withdraw(args: argparse.Namespace) -> None:
         await client.delete(f"/beacon/datasets/{args.dataset}")
 
 
-def _run(args: argparse.Namespace, coro: Any) -> tuple[int, Any]:
-    console = Console(stderr=True)
-    try:
-        return 0, asyncio.run(coro)
-    except ApiError as exc:
-        console.print(f"[red]error:[/] {exc.message} (HTTP {exc.status})")
-    except credentials.LoginError as exc:
-        console.print(f"[red]error:[/] {exc}")
-    except OSError as exc:
-        console.print(f"[red]error:[/] cannot reach {credentials.platform_url(args.url)}: {exc}")
-    return 1, None
-
-
 def run_load(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     if not args.vcf.is_file():
@@ -89,12 +68,12 @@ def run_load(args: argparse.Namespace) -> int:
     if not DATASET_ID.fullmatch(args.dataset):
         console.print(f"[red]error:[/] --dataset {args.dataset!r} must match {DATASET_ID.pattern}")
         return 2
-    code, meta = _run(args, _load(args))
+    code, meta = run_api_call(args.url, _load(args))
     if code == 0:
         print(json.dumps(meta, indent=2))
     return code
 
 
 def run_withdraw(args: argparse.Namespace) -> int:
-    code, _ = _run(args, _withdraw(args))
+    code, _ = run_api_call(args.url, _withdraw(args))
     return code

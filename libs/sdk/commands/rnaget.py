@@ -5,22 +5,20 @@ token); ``seqhub rnaget remove ID`` takes it out of every RNAget answer."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from libs.sdk import credentials
-from libs.sdk.client import ApiError, SeqhubClient
+from libs.sdk.client import SeqhubClient
+from libs.sdk.commands._support import file_chunks, run_api_call
 
 MATRIX_ID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
 ACCESS = ["PUBLIC", "REGISTERED", "CONTROLLED"]
 KINDS = {"expression": "expressions", "continuous": "continuous"}
-CHUNK = 1 << 20
 
 
 def register(subparsers: Any) -> None:
@@ -58,12 +56,6 @@ def guess(path: Path) -> tuple[str, str | None]:
     return path.stem, None
 
 
-async def _chunks(path: Path) -> AsyncIterator[bytes]:
-    with path.open("rb") as fh:
-        while chunk := await asyncio.to_thread(fh.read, CHUNK):
-            yield chunk
-
-
 async def _import(args: argparse.Namespace, matrix_id: str, fmt: str) -> Any:
     url = credentials.platform_url(args.url)
     token = args.token or await credentials.get_access_token(url)
@@ -75,7 +67,7 @@ async def _import(args: argparse.Namespace, matrix_id: str, fmt: str) -> Any:
             "PUT",
             f"/rnaget/admin/{KINDS[args.kind]}/{matrix_id}",
             params=params,
-            data=_chunks(args.file),
+            data=file_chunks(args.file),
             headers={"Content-Type": "application/octet-stream"},
         )
         return body
@@ -86,19 +78,6 @@ async def _remove(args: argparse.Namespace) -> None:
     token = args.token or await credentials.get_access_token(url)
     async with SeqhubClient(url, token=token) as client:
         await client.delete(f"/rnaget/admin/{KINDS[args.kind]}/{args.matrix_id}")
-
-
-def _run(args: argparse.Namespace, coro: Any) -> tuple[int, Any]:
-    console = Console(stderr=True)
-    try:
-        return 0, asyncio.run(coro)
-    except ApiError as exc:
-        console.print(f"[red]error:[/] {exc.message} (HTTP {exc.status})")
-    except credentials.LoginError as exc:
-        console.print(f"[red]error:[/] {exc}")
-    except OSError as exc:
-        console.print(f"[red]error:[/] cannot reach {credentials.platform_url(args.url)}: {exc}")
-    return 1, None
 
 
 def run_import(args: argparse.Namespace) -> int:
@@ -115,12 +94,12 @@ def run_import(args: argparse.Namespace) -> int:
     if not MATRIX_ID.fullmatch(matrix_id):
         console.print(f"[red]error:[/] matrix id {matrix_id!r} must match {MATRIX_ID.pattern}; pass --id")
         return 2
-    code, record = _run(args, _import(args, matrix_id, fmt))
+    code, record = run_api_call(args.url, _import(args, matrix_id, fmt))
     if code == 0:
         print(json.dumps(record, indent=2))
     return code
 
 
 def run_remove(args: argparse.Namespace) -> int:
-    code, _ = _run(args, _remove(args))
+    code, _ = run_api_call(args.url, _remove(args))
     return code

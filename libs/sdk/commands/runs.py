@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from typing import Any
 
@@ -11,7 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from libs.sdk import credentials
-from libs.sdk.client import ApiError, SeqhubClient
+from libs.sdk.client import SeqhubClient
+from libs.sdk.commands._support import run_api_call
 
 STATUSES = ["uploading", "uploaded", "demultiplexing", "demultiplexed", "failed", "stalled"]
 
@@ -43,16 +43,7 @@ async def _get(args: argparse.Namespace, path: str, params: dict[str, str] | Non
 
 
 def _call(args: argparse.Namespace, path: str, params: dict[str, str] | None = None) -> tuple[int, Any]:
-    console = Console(stderr=True)
-    try:
-        return 0, asyncio.run(_get(args, path, params))
-    except ApiError as exc:
-        console.print(f"[red]error:[/] {exc.message} (HTTP {exc.status})")
-    except credentials.LoginError as exc:
-        console.print(f"[red]error:[/] {exc}")
-    except OSError as exc:
-        console.print(f"[red]error:[/] cannot reach {credentials.platform_url(args.url)}: {exc}")
-    return 1, None
+    return run_api_call(args.url, _get(args, path, params))
 
 
 def run_list(args: argparse.Namespace) -> int:
