@@ -1,10 +1,12 @@
-"""What the API-calling subcommands share: run one async call and turn every failure a user can act on into one
-line on stderr and exit code 1 (no traceback); stream a local file in chunks without blocking the loop."""
+"""What subcommands share: argument types that explain a bad value; running one async API call with every failure
+a user can act on turned into one line on stderr and exit code 1 (no traceback); streaming a local file in chunks
+without blocking the loop."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,25 @@ from libs.sdk import credentials
 from libs.sdk.client import ApiError
 
 CHUNK = 1 << 20
+
+
+def int_between(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse `type` accepting integers in [low, high] (no upper bound when `high` is None)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f">= {low}" if high is None else f"{low}-{high}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+        return value
+
+    return parse
+
+
+positive = int_between(1)
 
 
 def run_api_call(url: str | None, coro: Coroutine[Any, Any, Any]) -> tuple[int, Any]:

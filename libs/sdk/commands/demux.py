@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from libs.sdk.commands._support import int_between, positive
 from services.ingest.bcl.demux import DemuxOptions, DemuxResult, run_demux
 from services.ingest.bcl.errors import DemuxError
 
@@ -28,26 +29,6 @@ def _mismatches(text: str) -> tuple[int, ...]:
     if not 1 <= len(values) <= 2 or any(not 0 <= v <= 2 for v in values):
         raise argparse.ArgumentTypeError(f"expected 0, 1 or 2 (or two comma-separated values), got {text!r}")
     return values
-
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-    return v
-
-
-def _level(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 0 <= v <= 9:
-        raise argparse.ArgumentTypeError(f"must be 0-9, got {v}")
-    return v
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -67,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="mismatches allowed per index read: 0, 1 or 2, or 'N1,N2' (default: sample sheet, else 1)",
     )
-    p.add_argument("--threads", type=_positive, default=2, metavar="N", help="worker processes (default 2)")
+    p.add_argument("--threads", type=positive, default=2, metavar="N", help="worker processes (default 2)")
     p.add_argument("--include-non-pf", action="store_true", help="also write clusters failing the filter (flag Y)")
     p.add_argument("--no-lane-splitting", action="store_true", default=None, help="merge lanes into one file")
     p.add_argument(
@@ -78,7 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--compression-level",
-        type=_level,
+        type=int_between(0, 9),
         default=4,
         metavar="N",
         help="gzip level on the zlib scale 0-9 (default 4, as bcl2fastq)",

@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from libs.sdk.commands._support import positive
 from services.ingest.bcl.errors import DemuxError
 from services.ingest.bcl.simulate import parse_reads_spec, simulate_run
 
@@ -55,21 +56,11 @@ def _non_negative_float(text: str) -> float:
     return v
 
 
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-    return v
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="run folder to create (must not exist or be empty)")
     p.add_argument("--format", dest="fmt", choices=["bcl", "bcl.gz", "cbcl", "bcl.bgzf"], default="cbcl")
-    p.add_argument("--clusters", type=_positive, default=10000, help="clusters in the whole run (default 10000)")
-    p.add_argument("--lanes", type=_positive, default=1)
+    p.add_argument("--clusters", type=positive, default=10000, help="clusters in the whole run (default 10000)")
+    p.add_argument("--lanes", type=positive, default=1)
     p.add_argument("--tiles", type=_tiles, default=2, help="tiles per lane: a count or tile numbers (1101,2101)")
     p.add_argument("--reads", type=_reads, default="151,8,8,151", help="read lengths (default 151,8,8,151)")
     p.add_argument("--samples", type=int, default=4, help="samples in the sample sheet (default 4)")

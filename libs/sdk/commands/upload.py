@@ -29,17 +29,8 @@ from rich.progress import Progress as RichProgress
 
 from libs.sdk import credentials
 from libs.sdk.client import SeqhubClient
+from libs.sdk.commands._support import positive
 from libs.sdk.uploader import Progress, RunUploader, UploadFailed
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _size(text: str) -> int:
@@ -61,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--watch", action="store_true", help="follow a folder still being written, until CopyComplete.txt"
     )
-    p.add_argument("--parallel", type=_positive, default=4, help="concurrent file transfers (default 4)")
+    p.add_argument("--parallel", type=positive, default=4, help="concurrent file transfers (default 4)")
     p.add_argument("--chunk-size", type=_size, default=8 << 20, help="bytes per request (default 8M)")
     p.add_argument(
         "--quiet", action="store_true", help="no progress display (for services); errors still print"
