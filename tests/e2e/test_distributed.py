@@ -6,7 +6,6 @@ every resource service, which stores it and from then on rejects the client's st
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,42 +14,15 @@ import httpx
 import pytest
 
 from services import platform
+from tests.e2e.pipeline import ADMIN_ID, ADMIN_SECRET, distributed
 
 pytestmark = pytest.mark.e2e
-ADMIN_ID, ADMIN_SECRET = "e2e-ops", "e2e-ops-secret-0123456789"
 
 
 @pytest.fixture
 def cluster(mongo_url: str, amqp_url: str, tmp_path: Path) -> Iterator[platform.Distributed]:
-    ports = {name: platform.free_port() for name in platform.SERVICE_NAMES}
-    tag = os.urandom(4).hex()
-    env = {
-        "SEQHUB_MONGO_URL": mongo_url, "SEQHUB_DB_PREFIX": f"e2e{tag}_", "SEQHUB_BUS_URL": amqp_url,
-        "SEQHUB_BUS_EXCHANGE": f"e2e.{tag}.events", "SEQHUB_BUS_DEAD_EXCHANGE": f"e2e.{tag}.dead",
-        "SEQHUB_BUS_QUEUE_PREFIX": f"e2e.{tag}.", "SEQHUB_FILES_ROOT": str(tmp_path / "files"),
-        "SEQHUB_DATA_ROOT": str(tmp_path / "data"), "SEQHUB_AUTH_ISSUER": f"http://127.0.0.1:{ports['auth']}/auth",
-        "SEQHUB_AUTH_BOOTSTRAP_CLIENT_ID": ADMIN_ID, "SEQHUB_AUTH_BOOTSTRAP_CLIENT_SECRET": ADMIN_SECRET,
-    }
-    cluster = platform.Distributed(env=env, log_dir=tmp_path)
-    try:
-        cluster.start_all(ports)
-        for name in ports:
-            _wait_ready(f"{cluster.url(name)}/readyz")
+    with distributed(mongo_url, amqp_url, tmp_path) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-
-
-def _wait_ready(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} not ready after {timeout}s")
 
 
 def _token(auth: str, client_id: str, secret: str, scope: str) -> str:
