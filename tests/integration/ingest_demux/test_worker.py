@@ -9,6 +9,7 @@ import os
 import signal
 from collections.abc import AsyncIterator
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -264,6 +265,7 @@ async def test_cancelled_handler_kills_the_conversion_without_blocking(
         "files": files,
         "settings": DemuxSettings(threads=1),
     }
+    earlier = {p.pid for p in multiprocessing.active_children()}  # e.g. an earlier test's worker still exiting
     task = asyncio.create_task(handle_run_uploaded(_event(res), **deps))
     demux_dir = files.path("demux")
     for _ in range(600):
@@ -271,16 +273,30 @@ async def test_cancelled_handler_kills_the_conversion_without_blocking(
         if list(demux_dir.glob(f"*.{run_id}.staging-*")) or task.done():
             break
     assert not task.done(), "the conversion finished before it could be cancelled"
-    children = multiprocessing.active_children()
+    converters = [p.pid for p in multiprocessing.active_children() if p.pid not in earlier]
+    assert converters, "the conversion must run in a child process"
     task.cancel()
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert loop.time() - started < 5
-    for child in children:
-        child.join(5)
-        assert not child.is_alive()
+    for pid in converters:
+        for _ in range(100):
+            if _dead(pid):
+                break
+            await asyncio.sleep(0.05)
+        assert _dead(pid), f"conversion process {pid} still running after the handler was cancelled"
     assert await _events(db) == []
     assert await handle_run_uploaded(_event(res), **deps) == "demultiplexed"
     assert [type(e) for e in await _events(db)] == [SamplesDemultiplexed]
+
+
+def _dead(pid: int) -> bool:
+    """The process is gone or a zombie. Not `Process.is_alive()`: the executor's manager thread may reap the
+    killed worker concurrently, and then `is_alive()` reads the lost waitpid race as "still alive"."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
