@@ -2,8 +2,9 @@
 # Debian packages seqhub's test suite needs, installed only when missing (CI and a newcomer's machine run as root).
 #   rabbitmq-server: the real broker for integration tests    bcftools: the beacon's oracle
 #   prometheus: promtool for rule and metrics checks    chromium: login and consent pages in a real browser
+#   wrk: the HTTP load generator of `make bench` (bench/repository.py), a process apart from what it measures
 set -euo pipefail
-packages=(rabbitmq-server bcftools prometheus chromium)
+packages=(rabbitmq-server bcftools prometheus chromium wrk)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

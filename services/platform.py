@@ -20,6 +20,8 @@ from urllib.parse import urlparse
 
 from aiohttp import web
 
+from libs.common.config import from_environment
+
 SERVICE_NAMES = ("auth", "ingest", "repository", "beacon", "rnaget")
 
 
@@ -42,11 +44,11 @@ def build_apps() -> dict[str, web.Application]:
     from services.rnaget.settings import RnagetSettings
 
     return {
-        AUTH: auth_app(AuthSettings()),
-        INGEST: ingest_app(IngestSettings()),
-        REPOSITORY: repository_app(RepositorySettings()),
-        BEACON: beacon_app(BeaconSettings()),
-        RNAGET: rnaget_app(RnagetSettings()),
+        AUTH: auth_app(from_environment(AuthSettings)),
+        INGEST: ingest_app(from_environment(IngestSettings)),
+        REPOSITORY: repository_app(from_environment(RepositorySettings)),
+        BEACON: beacon_app(from_environment(BeaconSettings)),
+        RNAGET: rnaget_app(from_environment(RnagetSettings)),
     }
 
 

@@ -7,10 +7,14 @@ code base reads the environment.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_S = TypeVar("_S", bound=BaseSettings)
 
 EMBEDDED_BUS = "embedded"
 """`bus_url` value selecting the durable MongoDB-backed in-process bus (embedded mode, unit-free tests)."""
@@ -129,3 +133,17 @@ class CommonSettings(BaseSettings):
 
     def service_data_dir(self, service: str) -> Path:
         return self.data_root / service
+
+
+def from_environment(cls: type[_S]) -> _S:
+    """`cls()` for a process entry point: on a bad value, print one line per problem naming the environment
+    variable and the reason (`SEQHUB_AUTH_SIGNING_KEY_FILE: /x.pem: No such file or directory`) and exit 2,
+    instead of a traceback."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        prefix = str(cls.model_config.get("env_prefix") or "")
+        for error in exc.errors(include_url=False):
+            name = prefix + "_".join(str(part) for part in error["loc"]).upper()
+            print(f"seqhub: invalid setting {name}: {error['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None

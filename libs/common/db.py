@@ -38,11 +38,19 @@ async def mongo_client(url: str, *, timeout_ms: int, app_name: str) -> AsyncIter
         await client.close()
 
 
-async def ensure_indexes(db: AsyncDatabase[Document], plan: IndexPlan) -> None:
-    """Create every declared index that is missing (existing identical indexes are left alone)."""
+async def ensure_indexes(
+    db: AsyncDatabase[Document], plan: IndexPlan, *, retired: Mapping[str, Sequence[str]] | None = None
+) -> None:
+    """Create every declared index that is missing (existing identical indexes are left alone), and drop the
+    `retired` ones (collection → index names a store no longer declares) where an older version made them —
+    an index nobody queries still costs every write."""
     for collection, indexes in plan.items():
         if indexes:
             await db[collection].create_indexes(list(indexes))
+    for collection, names in (retired or {}).items():
+        existing = {index["name"] async for index in await db[collection].list_indexes()}
+        for name in set(names) & existing:
+            await db[collection].drop_index(name)
 
 
 async def ping(db: AsyncDatabase[Document]) -> bool:

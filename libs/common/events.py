@@ -233,6 +233,37 @@ class AnalysisWithdrawn(Event):
     data: AnalysisWithdrawnData
 
 
+class ReviewRequestedData(Payload):
+    review_id: str
+    resource_type: str = Field(description="study, sample, ... (the types configured to need human review).")
+    alias: str | None = None
+    owner: str = Field(description="Subject of the submitter.")
+
+
+class ReviewRequested(Event):
+    routing_key = "repository.review.requested"
+    producer_service = "repository"
+    type: Literal["ReviewRequested"] = "ReviewRequested"
+    data: ReviewRequestedData
+
+
+class ReviewDecidedData(Payload):
+    review_id: str
+    resource_type: str
+    decision: Literal["approved", "rejected"]
+    accession: str | None = Field(default=None, description="The resource created on approval.")
+    owner: str = Field(description="Subject of the submitter.")
+    reviewer: str | None = None
+    comment: str | None = None
+
+
+class ReviewDecided(Event):
+    routing_key = "repository.review.decided"
+    producer_service = "repository"
+    type: Literal["ReviewDecided"] = "ReviewDecided"
+    data: ReviewDecidedData
+
+
 # --- beacon / rnaget -------------------------------------------------------------------------------------
 
 
@@ -295,6 +326,8 @@ CATALOG: tuple[type[Event], ...] = (
     DemultiplexingFailed,
     AnalysisPublished,
     AnalysisWithdrawn,
+    ReviewRequested,
+    ReviewDecided,
     VariantsIndexed,
     ExpressionIndexed,
     TokenRevoked,

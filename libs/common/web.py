@@ -63,6 +63,9 @@ def _title(status: int) -> str:
 
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if keys.request_id in request:
+        # a service app mounted under root_app: the root's middleware already chose the id (one per request)
+        return await handler(request)
     incoming = request.headers.get("X-Request-ID", "")
     rid = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
     request[keys.request_id] = rid
@@ -202,6 +205,7 @@ def service_app(
     error_renderer: ErrorRenderer = problem_renderer,
     openapi: Path | None = None,
     indexes: dbmod.IndexPlan | None = None,
+    retired_indexes: Mapping[str, Sequence[str]] | None = None,
     contexts: Sequence[CleanupContext] = (),
     subscriptions: Sequence[Subscription] = (),
     cors: bool = False,
@@ -216,6 +220,8 @@ def service_app(
         error_renderer: shapes error bodies (problem+json by default).
         openapi: the service's OpenAPI document (YAML), served at /openapi.yaml and /openapi.json.
         indexes: the service's index plan, applied at startup.
+        retired_indexes: index names (by collection) older versions created and the service no longer uses;
+            dropped at startup where they exist.
         contexts: the service's own cleanup contexts (stores, workers), started after the shared resources.
         subscriptions: event consumers, started last (after the outbox relay).
         cors: open CORS (GA4GH APIs).
@@ -238,7 +244,8 @@ def service_app(
     revocations_sub = Subscription(queue=f"{name}.revocations", handlers={TokenRevoked: _on_token_revoked})
     app[keys.subscriptions] = [*subscriptions, revocations_sub]
     app.cleanup_ctx.extend([
-        _http_client_ctx, _mongo_ctx(plan), _bus_ctx, _files_ctx, _auth_ctx, *contexts, _relay_ctx, _consumers_ctx,
+        _http_client_ctx, _mongo_ctx(plan, retired_indexes or {}), _bus_ctx, _files_ctx, _auth_ctx, *contexts,
+        _relay_ctx, _consumers_ctx,
     ])
     app.on_shutdown.append(_mark_shutting_down)
     app.add_routes(_probe_routes(openapi))
@@ -251,14 +258,14 @@ async def _http_client_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-def _mongo_ctx(plan: dbmod.IndexPlan) -> CleanupContext:
+def _mongo_ctx(plan: dbmod.IndexPlan, retired: Mapping[str, Sequence[str]]) -> CleanupContext:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[keys.common_settings]
         name = app[keys.service_name]
         async with dbmod.mongo_client(settings.mongo_url, timeout_ms=settings.mongo_timeout_ms,
                                       app_name=f"seqhub-{name}") as client:
             database = client[settings.database_name(name)]
-            await dbmod.ensure_indexes(database, plan)
+            await dbmod.ensure_indexes(database, plan, retired=retired)
             app[keys.mongo_db] = database
             app[keys.outbox] = outbox.Outbox(database, service=name)
             app[keys.inbox] = outbox.Inbox(database)

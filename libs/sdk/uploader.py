@@ -9,6 +9,10 @@ hashed (sha256, sent in Upload-Metadata and verified by the server) and each chu
 `Upload-Checksum`. A journal (JSON lines, one per event) records the run id, each upload URL and each
 finished file, so a killed agent resumes where it stopped (HEAD → offset) and never re-sends finished
 files. Network errors, 5xx, 423 and 460 are retried with exponential back-off and jitter.
+
+Memory does not grow with the chunk size: a chunk is hashed (sha1, for its `Upload-Checksum` header) by one
+pass over the file slice, then streamed from the file by `FileSlice` in `PIECE`-sized reads; only files of at
+most `INLINE_BYTES` are read into memory (once, serving both the sha256 and the one request).
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-import io
 import json
 import os
 import re
@@ -28,12 +31,16 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.payload import Payload
 
 from libs.sdk.client import ApiError, SeqhubClient, backoff
 
 MARKERS = ("RTAComplete.txt", "CopyComplete.txt")
 FINAL_MARKER = "CopyComplete.txt"
 TUS_HEADERS = {"Tus-Resumable": "1.0.0"}
+PIECE = 1 << 20  # bytes per read while hashing or streaming a chunk from its file
+INLINE_BYTES = 1 << 20  # files up to this size are read once into memory (hash + body); larger ones are streamed
 _CYCLE = re.compile(r"(?:^|/)C(\d+)\.1/|/(\d{4})\.bcl\.bgzf$")
 
 
@@ -161,9 +168,72 @@ def sha256_of(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def sha1_header(data: bytes) -> str:
-    """tus `Upload-Checksum` of one request body (sha1 is what every tus server must support)."""
-    return "sha1 " + base64.b64encode(hashlib.sha1(data, usedforsecurity=False).digest()).decode()
+def _read_and_hash(path: Path) -> tuple[bytes, str]:
+    data = path.read_bytes()
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def sha1_header_of_range(fd: int, offset: int, length: int) -> str:
+    """tus `Upload-Checksum` (sha1: what every tus server must support) of `length` bytes of the file from
+    `offset`, read in `PIECE`-sized blocks into one reusable buffer (blocking: a thread). OSError if the file
+    ends early (it shrank: the file is re-read)."""
+    hasher = hashlib.sha1(usedforsecurity=False)
+    block = bytearray(min(PIECE, length))
+    view = memoryview(block)
+    end = offset + length
+    while offset < end:
+        n = os.preadv(fd, [view[: min(PIECE, end - offset)]], offset)
+        if n <= 0:
+            raise OSError(f"the file ended {end - offset} bytes early while hashing a chunk")
+        hasher.update(view[:n])
+        offset += n
+    return "sha1 " + base64.b64encode(hasher.digest()).decode()
+
+
+class FileSlice(Payload):
+    """A request body of `length` bytes of an open file from `offset`, streamed in `PIECE`-sized reads: the next
+    read runs in a worker thread while the previous block is sent, so client memory is two pieces whatever the
+    chunk size, and no copy of the whole chunk is ever made. The caller owns (and closes) the file descriptor;
+    the payload can be sent again (a redirect) since it reads by position."""
+
+    _autoclose = True  # it holds nothing to close
+
+    def __init__(self, fd: int, offset: int, length: int, *, piece: int = PIECE) -> None:
+        super().__init__(None, content_type="application/offset+octet-stream")
+        self._fd = fd
+        self._offset = offset
+        self._length = length
+        self._size = length
+        self._piece = piece
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        raise TypeError("a file slice is streamed, not decoded")
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(self, writer: AbstractStreamWriter, content_length: int | None) -> None:
+        length = self._length if content_length is None else min(self._length, content_length)
+        position, end = self._offset, self._offset + length
+        ahead: asyncio.Future[bytes] | None = None
+        try:
+            if position < end:
+                ahead = asyncio.ensure_future(asyncio.to_thread(os.pread, self._fd, min(self._piece, length), position))
+            while ahead is not None:
+                block = await ahead
+                ahead = None
+                if not block:
+                    raise OSError(f"the file ended {end - position} bytes early while sending a chunk")
+                position += len(block)
+                if position < end:
+                    size = min(self._piece, end - position)
+                    ahead = asyncio.ensure_future(asyncio.to_thread(os.pread, self._fd, size, position))
+                await writer.write(block)
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+                with contextlib.suppress(BaseException):
+                    await ahead  # the read thread finishes before the caller may close the descriptor
 
 
 def _b64(value: str) -> str:
@@ -356,14 +426,20 @@ class RunUploader:
         local = self.run_dir / path
         st = local.stat()
         known = self._journal_state(path, st)
-        sha256 = known.sha256 if known and known.sha256 else await asyncio.to_thread(sha256_of, local)
+        data = None
+        if known is None and st.st_size <= min(INLINE_BYTES, self.chunk_size):  # one read: hash and request body
+            data, sha256 = await asyncio.to_thread(_read_and_hash, local)
+            if len(data) != st.st_size:
+                data, sha256 = None, await asyncio.to_thread(sha256_of, local)
+        else:
+            sha256 = known.sha256 if known and known.sha256 else await asyncio.to_thread(sha256_of, local)
         delays = backoff(attempts=self.max_attempts)
         fresh = False
         while True:
             state = None if fresh else self._journal_state(path, st)
             fresh = False
             try:
-                await self._transfer(run_id, path, local, st, sha256, state)
+                await self._transfer(run_id, path, local, st, sha256, state, data)
                 break
             except ApiError as exc:
                 if exc.status == 409 and "already stored" in exc.message:
@@ -390,35 +466,45 @@ class RunUploader:
         return state
 
     async def _transfer(
-        self, run_id: str, path: str, local: Path, st: os.stat_result, sha256: str, state: FileState | None
+        self,
+        run_id: str,
+        path: str,
+        local: Path,
+        st: os.stat_result,
+        sha256: str,
+        state: FileState | None,
+        data: bytes | None = None,
     ) -> None:
         size = st.st_size
-        if state is None or state.url is None:
-            offset, url = await self._create(run_id, path, local, size, sha256)
-            self.journal.record(kind="upload", path=path, size=size, mtime_ns=st.st_mtime_ns, url=url, sha256=sha256)
-        else:
-            url = state.url
-            offset = await self._head(url)
         with local.open("rb") as fh:
+            fd = fh.fileno()
+            if state is None or state.url is None:
+                offset, url = await self._create(run_id, path, fd, size, sha256, data)
+                if offset < size:  # the URL is what a resumed agent needs: on disk before the first PATCH
+                    self.journal.record(
+                        kind="upload", path=path, size=size, mtime_ns=st.st_mtime_ns, url=url, sha256=sha256
+                    )
+            else:
+                url = state.url
+                offset = await self._head(url)
             while offset < size:
-                fh.seek(offset)
-                chunk = await asyncio.to_thread(fh.read, self.chunk_size)
-                offset = await self._patch(url, offset, chunk)
+                offset = await self._patch(url, fd, offset, min(self.chunk_size, size - offset))
 
-    async def _create(self, run_id: str, path: str, local: Path, size: int, sha256: str) -> tuple[int, str]:
+    async def _create(
+        self, run_id: str, path: str, fd: int, size: int, sha256: str, data: bytes | None = None
+    ) -> tuple[int, str]:
         metadata = f"run_id {_b64(run_id)},path {_b64(path)},checksum {_b64('sha256 ' + sha256)}"
         headers = {**TUS_HEADERS, "Upload-Length": str(size), "Upload-Metadata": metadata}
-        data = None
-        if size <= self.chunk_size:  # small file: creation-with-upload, one request
-            data = await asyncio.to_thread(local.read_bytes)
-            if len(data) != size:
-                raise OSError(f"{path} changed size while being read")
+        body: bytes | FileSlice | None = None
+        if size <= self.chunk_size:
+            # a file that fits one chunk: creation-with-upload, one request; the body is the whole file, so the
+            # sha256 in Upload-Metadata checks it end to end (no per-request Upload-Checksum needed)
             headers["Content-Type"] = "application/offset+octet-stream"
-            headers["Upload-Checksum"] = sha1_header(data)
-        _, response_headers, _ = await self.client.request("POST", "/ingest/files/", headers=headers, data=data)
+            body = data if data is not None else FileSlice(fd, 0, size)
+        _, response_headers, _ = await self.client.request("POST", "/ingest/files/", headers=headers, data=body)
         url = self.client.url(response_headers["Location"])
         offset = int(response_headers.get("Upload-Offset", "0"))
-        if data is not None:
+        if body is not None:
             self.progress.bytes_sent += offset
             self.progress.bytes_done += offset
         return offset, url
@@ -427,16 +513,18 @@ class RunUploader:
         _, headers, _ = await self.client.request("HEAD", url, headers=TUS_HEADERS)
         return int(headers["Upload-Offset"])
 
-    async def _patch(self, url: str, offset: int, chunk: bytes) -> int:
+    async def _patch(self, url: str, fd: int, offset: int, length: int) -> int:
+        """One chunk: hashed by a pass over its file slice, then streamed from the file (memory: a few pieces)."""
         headers = {
             **TUS_HEADERS,
             "Upload-Offset": str(offset),
             "Content-Type": "application/offset+octet-stream",
-            "Upload-Checksum": sha1_header(chunk),
+            "Upload-Checksum": await asyncio.to_thread(sha1_header_of_range, fd, offset, length),
         }
-        _, response_headers, _ = await self.client.request("PATCH", url, headers=headers, data=io.BytesIO(chunk))
+        body = FileSlice(fd, offset, length)
+        _, response_headers, _ = await self.client.request("PATCH", url, headers=headers, data=body)
         new_offset = int(response_headers["Upload-Offset"])
-        self.progress.bytes_sent += len(chunk)
+        self.progress.bytes_sent += length
         self.progress.bytes_done += new_offset - offset
         self._report()
         return new_offset

@@ -201,20 +201,40 @@ class Accounts:
 
     # ---- signing keys ----------------------------------------------------------------------------------
 
-    async def load_keys(self) -> None:
+    async def load_keys(self, *, create_first: bool = True) -> None:
         """Load the key ring; the first process to start on an empty database creates the first key."""
         keys = await self.store.load_keys()
-        if not keys:
+        if not keys and create_first:
             await self.store.insert_first_key(SigningKey.generate(now=time.time()))
             keys = await self.store.load_keys()
         self.keys.ring = KeyRing(keys)
 
-    async def rotate_keys(self, *, prepublish_seconds: float, keep_seconds: float) -> str:
+    async def import_pinned_key(self, pinned: SigningKey, *, prepublish_seconds: float, keep_seconds: float) -> bool:
+        """Make an operator's pinned key (SEQHUB_AUTH_SIGNING_KEY_FILE) the signing key, once.
+
+        On an empty database it signs at once; otherwise it is rotated in like `rotate_keys` (published first,
+        the older keys kept until their tokens expire). Idempotent across restarts and replicas: a key whose
+        `kid` is already stored is left as it is. Returns whether the key was new.
+        """
+        await self.load_keys(create_first=False)
+        if pinned.kid in {k.kid for k in self.keys.ring.keys}:
+            return False
+        if not self.keys.ring.keys:
+            await self.store.insert_first_key(pinned)  # read at start: created and active now
+            await self.load_keys()
+        else:
+            await self.rotate_keys(prepublish_seconds=prepublish_seconds, keep_seconds=keep_seconds, incoming=pinned)
+        return True
+
+    async def rotate_keys(
+        self, *, prepublish_seconds: float, keep_seconds: float, incoming: SigningKey | None = None
+    ) -> str:
         new, updated = KeyRing.rotation(
             self.keys.ring.keys,
             now=time.time(),
             prepublish_seconds=prepublish_seconds,
             keep_seconds=keep_seconds,
+            incoming=incoming,
         )
         await self.store.save_keys([*updated, new])
         self.keys.ring = KeyRing([*updated, new])

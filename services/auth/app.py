@@ -17,7 +17,7 @@ from services.auth.bootstrap import bootstrap
 from services.auth.oauth import OAuthConfig, SeqhubAuthorizationServer
 from services.auth.ratelimit import RateLimiter
 from services.auth.service import AuthService, KeyHolder, LoginPolicy
-from services.auth.settings import AuthSettings
+from services.auth.settings import AuthSettings, read_pinned_key
 from services.auth.store import INDEXES, AuthStore
 
 PREFIX = "/auth"
@@ -69,6 +69,12 @@ async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
     holder = KeyHolder()
     outbox = app[common_keys.outbox]
     accounts = Accounts(store, holder, outbox, issuer=config.issuer)
+    if settings.signing_key_file is not None:
+        pinned = read_pinned_key(settings.signing_key_file)
+        if await accounts.import_pinned_key(
+            pinned, prepublish_seconds=settings.key_prepublish_seconds, keep_seconds=settings.key_keep_seconds
+        ):
+            log.info("pinned signing key imported", extra={"kid": pinned.kid})
     await accounts.load_keys()
     await bootstrap(accounts, settings)
     server = SeqhubAuthorizationServer(config, lambda: holder.ring)

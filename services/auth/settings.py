@@ -6,10 +6,14 @@ resource service also verifies against, so they cannot disagree.
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+import time
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from libs.common.config import CommonSettings
+from services.auth.signing import SigningKey
 
 
 class AuthSettings(BaseSettings):
@@ -33,9 +37,38 @@ class AuthSettings(BaseSettings):
     device_burst: int = Field(20, ge=1)
     key_prepublish_seconds: int = Field(600, ge=0, description="a rotated-in key is published this long first")
     key_keep_seconds: int = Field(7200, ge=0, description="a rotated-out key stays published this long")
+    signing_key_file: Path | None = Field(
+        None,
+        description="a PEM P-256 private key to sign with (a mounted secret); rotated in once, then kept like any key",
+    )
+
+    @field_validator("signing_key_file")
+    @classmethod
+    def _usable_key(cls, path: Path | None) -> Path | None:
+        """Refuse to start on a missing or unusable key file, naming the file and the reason (never its bytes)."""
+        if path is not None:
+            read_pinned_key(path)
+        return path
+
     key_reload_seconds: float = Field(60.0, gt=0, description="how often replicas reload the key ring")
     cli_client_id: str = Field("seqhub-cli", description="the public client `seqhub login` uses (created at start)")
     bootstrap_client_id: str | None = Field(None, description="a confidential admin client created at start")
     bootstrap_client_secret: SecretStr | None = None
     bootstrap_admin_username: str | None = Field(None, description="an admin user created at start if absent")
     bootstrap_admin_password: SecretStr | None = None
+
+
+def read_pinned_key(path: Path) -> SigningKey:
+    """The operator's pinned signing key from a PEM file.
+
+    Raises:
+        ValueError: the file is unreadable or holds no P-256 private key; the message names the file.
+    """
+    try:
+        pem = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path}: {exc.strerror or exc}") from None
+    try:
+        return SigningKey.from_pem(pem, now=time.time())
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None

@@ -45,6 +45,27 @@ class SigningKey:
         start = now if activates_at is None else activates_at
         return cls(kid=kid, private_jwk=jwk, created_at=now, activates_at=start)
 
+    @classmethod
+    def from_pem(cls, pem: bytes, *, now: float, activates_at: float | None = None) -> SigningKey:
+        """A pinned key from a PEM file (PKCS#8 or SEC 1 "EC PRIVATE KEY"): it must be a P-256 private key.
+
+        Raises:
+            ValueError: what is wrong with the key, never any of its bytes.
+        """
+        try:
+            key = ECKey.import_key(pem, parameters={"alg": ALGORITHM, "use": "sig"})
+        except (JoseError, ValueError, TypeError):
+            raise ValueError("not a PEM-encoded EC private key") from None
+        if key.curve_name != CURVE:
+            raise ValueError(f"the key is on curve {key.curve_name}; ES256 needs {CURVE}")
+        if not key.is_private:
+            raise ValueError("the PEM holds a public key; the private key is needed to sign")
+        kid = key.thumbprint()
+        jwk = key.as_dict(private=True)
+        jwk.update({"kid": kid, "alg": ALGORITHM, "use": "sig"})
+        start = now if activates_at is None else activates_at
+        return cls(kid=kid, private_jwk=jwk, created_at=now, activates_at=start)
+
     def key(self) -> ECKey:
         return ECKey.import_key(dict(self.private_jwk))
 
@@ -121,15 +142,24 @@ class KeyRing:
 
     @staticmethod
     def rotation(
-        current: Iterable[SigningKey], *, now: float, prepublish_seconds: float, keep_seconds: float
+        current: Iterable[SigningKey],
+        *,
+        now: float,
+        prepublish_seconds: float,
+        keep_seconds: float,
+        incoming: SigningKey | None = None,
     ) -> tuple[SigningKey, list[SigningKey]]:
-        """Plan a rotation: a new key active after `prepublish_seconds`; older keys retire `keep_seconds`
-        after the new one starts signing (set it to at least the longest token lifetime).
+        """Plan a rotation: a new key (generated, or `incoming` — a pinned one) active after
+        `prepublish_seconds`; older keys retire `keep_seconds` after it starts signing (set it to at least
+        the longest token lifetime).
 
         Returns:
             The new key and the older keys with their `retire_after` set (to store).
         """
-        new = SigningKey.generate(now=now, activates_at=now + prepublish_seconds)
+        if incoming is None:
+            new = SigningKey.generate(now=now, activates_at=now + prepublish_seconds)
+        else:
+            new = SigningKey(incoming.kid, incoming.private_jwk, now, now + prepublish_seconds)
         retire = new.activates_at + keep_seconds
         updated = [
             k if k.retire_after is not None and k.retire_after <= retire else _with_retire(k, retire) for k in current

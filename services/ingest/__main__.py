@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from libs.common.config import from_environment
 from libs.common.runner import run_standalone
 from services.ingest.app import PREFIX, create_app
 from services.ingest.settings import IngestSettings
 
 
 def main() -> None:
-    settings = IngestSettings()
+    settings = from_environment(IngestSettings)
     run_standalone(PREFIX, create_app(settings), settings.common)
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from libs.common.config import from_environment
 from libs.common.runner import run_standalone
 from services.repository.app import PREFIX, create_app
 from services.repository.settings import RepositorySettings
 
 
 def main() -> None:
-    settings = RepositorySettings()
+    settings = from_environment(RepositorySettings)
     run_standalone(PREFIX, create_app(settings), settings.common)
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from libs.common.config import from_environment
 from libs.common.runner import run_standalone
 from services.rnaget.app import PREFIX, create_app
 from services.rnaget.settings import RnagetSettings
 
 
 def main() -> None:
-    settings = RnagetSettings()
+    settings = from_environment(RnagetSettings)
     run_standalone(PREFIX, create_app(settings), settings.common)
 
 

@@ -7,13 +7,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from libs.sdk import credentials
-from libs.sdk.client import ApiError
+from libs.sdk.client import ApiError, SeqhubClient
 
 CHUNK = 1 << 20
 
@@ -37,17 +40,40 @@ def int_between(low: int, high: int | None = None) -> Callable[[str], int]:
 positive = int_between(1)
 
 
+def print_error(message: str) -> None:
+    """`error: <message>` on stderr as one line: never wrapped at the terminal width (paths stay whole for
+    copy and grep) and never read as rich markup (a `[1]` in a message is printed, not swallowed)."""
+    Console(stderr=True, soft_wrap=True, highlight=False).print(Text.assemble(("error:", "red"), " ", message))
+
+
+def print_table(table: Table) -> None:
+    """A table on stdout: at the terminal's width, but whole rows when piped (rich would squeeze it to 80
+    columns and cut ids and names that a user greps for or passes to the next command)."""
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=1 << 12)
+    console.print(table)
+
+
+@asynccontextmanager
+async def signed_in_client(args: argparse.Namespace) -> AsyncIterator[SeqhubClient]:
+    """A client of the platform at `--url`, with `--token` or else the `seqhub login` / client-credentials token."""
+    url = credentials.platform_url(args.url)
+    token = args.token or await credentials.get_access_token(url)
+    async with SeqhubClient(url, token=token) as client:
+        yield client
+
+
 def run_api_call(url: str | None, coro: Coroutine[Any, Any, Any]) -> tuple[int, Any]:
     """(0, result) on success; (1, None) after printing why the call failed."""
-    console = Console(stderr=True)
     try:
         return 0, asyncio.run(coro)
     except ApiError as exc:
-        console.print(f"[red]error:[/] {exc.message} (HTTP {exc.status})")
+        print_error(f"{exc.message} (HTTP {exc.status})")
     except credentials.LoginError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        print_error(str(exc))
     except OSError as exc:
-        console.print(f"[red]error:[/] cannot reach {credentials.platform_url(url)}: {exc}")
+        print_error(f"cannot reach {credentials.platform_url(url)}: {exc}")
     return 1, None
 
 

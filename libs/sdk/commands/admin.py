@@ -19,6 +19,7 @@ from libs.common.bus import Bus, DeadLetter, create_bus
 from libs.common.config import EMBEDDED_BUS, CommonSettings
 from libs.common.db import mongo_client
 from libs.common.topology import QUEUES
+from libs.sdk.commands._support import print_table
 
 
 def register(subparsers: Any, *, extra: Any = None) -> None:
@@ -76,7 +77,7 @@ def run_list(args: argparse.Namespace) -> int:
     table = Table("queue", "event type", "event id", "attempts", "reason")
     for d in letters:
         table.add_row(d.queue, d.event_type or "?", d.event_id or "?", str(d.attempts), d.reason)
-    Console().print(table)
+    print_table(table)
     return 0
 
 

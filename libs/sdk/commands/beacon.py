@@ -10,11 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
-from libs.sdk import credentials
-from libs.sdk.client import SeqhubClient
-from libs.sdk.commands._support import file_chunks, run_api_call
+from libs.sdk.commands._support import file_chunks, print_error, run_api_call, signed_in_client
 
 ACCESS = ["PUBLIC", "REGISTERED", "CONTROLLED"]
 DATASET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -41,11 +37,9 @@ def register(subparsers: Any) -> None:
 
 
 async def _load(args: argparse.Namespace) -> Any:
-    url = credentials.platform_url(args.url)
-    token = args.token or await credentials.get_access_token(url)
     params = {"assembly": args.assembly, "access": args.access}
     params.update({k: v for k, v in (("name", args.name), ("description", args.description)) if v})
-    async with SeqhubClient(url, token=token) as client:
+    async with signed_in_client(args) as client:
         headers = {"Content-Type": "application/octet-stream"}
         _, _, body = await client.request(
             "PUT", f"/beacon/datasets/{args.dataset}", params=params, data=file_chunks(args.vcf), headers=headers
@@ -54,19 +48,16 @@ async def _load(args: argparse.Namespace) -> Any:
 
 
 async def _withdraw(args: argparse.Namespace) -> None:
-    url = credentials.platform_url(args.url)
-    token = args.token or await credentials.get_access_token(url)
-    async with SeqhubClient(url, token=token) as client:
+    async with signed_in_client(args) as client:
         await client.delete(f"/beacon/datasets/{args.dataset}")
 
 
 def run_load(args: argparse.Namespace) -> int:
-    console = Console(stderr=True)
     if not args.vcf.is_file():
-        console.print(f"[red]error:[/] {args.vcf}: no such file")
+        print_error(f"{args.vcf}: no such file")
         return 2
     if not DATASET_ID.fullmatch(args.dataset):
-        console.print(f"[red]error:[/] --dataset {args.dataset!r} must match {DATASET_ID.pattern}")
+        print_error(f"--dataset {args.dataset!r} must match {DATASET_ID.pattern}")
         return 2
     code, meta = run_api_call(args.url, _load(args))
     if code == 0:

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from libs.sdk.commands._support import int_between, positive
+from libs.sdk.commands._support import int_between, positive, print_error
 from services.ingest.bcl.demux import DemuxOptions, DemuxResult, run_demux
 from services.ingest.bcl.errors import DemuxError
 
@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
 
                 res = run_demux(args.run_dir, args.out, opts, progress=on_progress)
     except DemuxError as e:
-        console.print(f"[red]error:[/] {e}", highlight=False)
+        print_error(str(e))
         return 2
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: no output written[/]")

@@ -1,8 +1,10 @@
 """``seqhub repo get|list|create|submit|delete``: the GMI repository (studies, samples, experiments, runs, ...).
 
-``submit FILE.xml`` takes an SRA XML document (``STUDY_SET``, ``SAMPLE_SET``, ... or one element), splits a
-set into its elements and creates each one, printing the accession the repository assigned (or the fields
-the repository rejected, with their XSD paths). ``create`` takes a GMI JSON (or XML) file.
+``submit FILE.xml`` takes an SRA XML document (``STUDY_SET``, ``SAMPLE_SET``, ... or one element) and sends it
+in one request: the repository creates every element of a set or none, and the command prints the accession
+it assigned to each (or the fields it rejected, with their XSD paths, ``/SAMPLE_SET/SAMPLE[2]/…``). A
+``SUBMISSION_SET`` is sent one ``SUBMISSION`` per request (the repository executes their actions one
+submission at a time). ``create`` takes a GMI JSON (or XML) file.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from typing import Any
 
 import defusedxml
 import defusedxml.ElementTree as SafeET
-from rich.console import Console
 from rich.table import Table
 
 from libs.sdk import credentials
 from libs.sdk.client import ApiError, SeqhubClient
+from libs.sdk.commands._support import print_error, print_table
 
 TYPES = {
     "study": "studies",
@@ -97,18 +99,20 @@ def split_sra_document(data: bytes) -> tuple[str, list[bytes]]:
 
 
 def _run(args: argparse.Namespace, action: Any) -> int:
-    console = Console(stderr=True)
     try:
         return int(asyncio.run(_with_client(args, action)))
     except ApiError as exc:
-        console.print(f"[red]error:[/] {exc.message} (HTTP {exc.status})")
-        for field in (exc.body or {}).get("invalidFields", []) if isinstance(exc.body, dict) else []:
-            console.print(f"  {field.get('path')}: {field.get('reason')}")
-    except (UsageError, credentials.LoginError) as exc:
-        console.print(f"[red]error:[/] {exc}")
-    except OSError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        print_error(f"{exc.message} (HTTP {exc.status})")
+        _print_invalid_fields(exc)
+    except (UsageError, credentials.LoginError, OSError) as exc:
+        print_error(str(exc))
     return 1
+
+
+def _print_invalid_fields(exc: ApiError) -> None:
+    """One line per invalid field (`  /SAMPLE_SET/SAMPLE[2]/…: reason`), printed as is (no markup)."""
+    for field in (exc.body or {}).get("invalidFields", []) if isinstance(exc.body, dict) else []:
+        print(f"  {field.get('path')}: {field.get('reason')}", file=sys.stderr)
 
 
 async def _with_client(args: argparse.Namespace, action: Any) -> int:
@@ -150,7 +154,7 @@ async def _list(client: SeqhubClient, args: argparse.Namespace) -> int:
     for item in page["resources"]:
         title = item.get("title") or (item.get("descriptor") or {}).get("study_title") or ""
         table.add_row(item["accession"], item["alias"], str(title).strip()[:60], item.get("visibility", ""))
-    Console().print(table)
+    print_table(table)
     return 0
 
 
@@ -179,27 +183,30 @@ async def _create(client: SeqhubClient, args: argparse.Namespace) -> int:
 
 
 async def _submit(client: SeqhubClient, args: argparse.Namespace) -> int:
-    kind, documents = split_sra_document(args.file.read_bytes())
+    data = args.file.read_bytes()
+    kind, documents = split_sra_document(data)  # checks the root and refuses DTDs before anything is sent
     failures = 0
-    for document in documents:
+    for document in documents if kind == "submission" else [data]:
         try:
             status, headers, body = await _post(client, f"/repository/{TYPES[kind]}", document, "application/xml")
         except ApiError as exc:
             failures += 1
-            Console(stderr=True).print(f"[red]rejected:[/] {exc.message} (HTTP {exc.status})")
-            for field in (exc.body or {}).get("invalidFields", []) if isinstance(exc.body, dict) else []:
-                Console(stderr=True).print(f"  {field.get('path')}: {field.get('reason')}")
+            print_error(f"rejected: {exc.message} (HTTP {exc.status})")
+            _print_invalid_fields(exc)
             continue
         _report(status, headers, body)
     return 1 if failures else 0
 
 
 def _report(status: int, headers: dict[str, str], body: Any) -> None:
+    body = body if isinstance(body, dict) else {}
     if status == 202:
-        print(f"accepted for review: {headers.get('Location', '')}")
+        for review in body.get("reviews") or [headers.get("Location", "")]:
+            print(f"accepted for review: {review}")
         return
-    accession = body.get("accession") if isinstance(body, dict) else None
-    print(f"{accession}\t{body.get('alias', '') if isinstance(body, dict) else ''}\t{headers.get('Location', '')}")
+    for resource in body.get("resources") or [body]:  # a set answers with every created resource
+        self_link = next((link["href"] for link in resource.get("links", []) if link.get("rel") == "self"), "")
+        print(f"{resource.get('accession')}\t{resource.get('alias', '')}\t{headers.get('Location', self_link)}")
 
 
 async def _delete(client: SeqhubClient, args: argparse.Namespace) -> int:

@@ -10,11 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
-from libs.sdk import credentials
-from libs.sdk.client import SeqhubClient
-from libs.sdk.commands._support import file_chunks, run_api_call
+from libs.sdk.commands._support import file_chunks, print_error, run_api_call, signed_in_client
 
 MATRIX_ID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
 ACCESS = ["PUBLIC", "REGISTERED", "CONTROLLED"]
@@ -57,12 +53,10 @@ def guess(path: Path) -> tuple[str, str | None]:
 
 
 async def _import(args: argparse.Namespace, matrix_id: str, fmt: str) -> Any:
-    url = credentials.platform_url(args.url)
-    token = args.token or await credentials.get_access_token(url)
     params = {"format": fmt, "units": args.units, "studyID": args.study, "access_level": args.access}
     optional = (("projectID", args.project), ("version", args.matrix_version), ("name", args.name), ("tags", args.tags))
     params.update({k: v for k, v in optional if v})
-    async with SeqhubClient(url, token=token) as client:
+    async with signed_in_client(args) as client:
         _, _, body = await client.request(
             "PUT",
             f"/rnaget/admin/{KINDS[args.kind]}/{matrix_id}",
@@ -74,25 +68,22 @@ async def _import(args: argparse.Namespace, matrix_id: str, fmt: str) -> Any:
 
 
 async def _remove(args: argparse.Namespace) -> None:
-    url = credentials.platform_url(args.url)
-    token = args.token or await credentials.get_access_token(url)
-    async with SeqhubClient(url, token=token) as client:
+    async with signed_in_client(args) as client:
         await client.delete(f"/rnaget/admin/{KINDS[args.kind]}/{args.matrix_id}")
 
 
 def run_import(args: argparse.Namespace) -> int:
-    console = Console(stderr=True)
     if not args.file.is_file():
-        console.print(f"[red]error:[/] {args.file}: no such file")
+        print_error(f"{args.file}: no such file")
         return 2
     default_id, guessed = guess(args.file)
     matrix_id = args.matrix_id or default_id
     fmt = args.format or guessed
     if fmt is None:
-        console.print(f"[red]error:[/] cannot tell the format of {args.file.name}; pass --format tsv|loom")
+        print_error(f"cannot tell the format of {args.file.name}; pass --format tsv|loom")
         return 2
     if not MATRIX_ID.fullmatch(matrix_id):
-        console.print(f"[red]error:[/] matrix id {matrix_id!r} must match {MATRIX_ID.pattern}; pass --id")
+        print_error(f"matrix id {matrix_id!r} must match {MATRIX_ID.pattern}; pass --id")
         return 2
     code, record = run_api_call(args.url, _import(args, matrix_id, fmt))
     if code == 0:

@@ -9,9 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from libs.sdk import credentials
-from libs.sdk.client import SeqhubClient
-from libs.sdk.commands._support import run_api_call
+from libs.sdk.commands._support import print_table, run_api_call, signed_in_client
 
 STATUSES = ["uploading", "uploaded", "demultiplexing", "demultiplexed", "failed", "stalled"]
 
@@ -36,9 +34,7 @@ def register(subparsers: Any) -> None:
 
 
 async def _get(args: argparse.Namespace, path: str, params: dict[str, str] | None = None) -> Any:
-    url = credentials.platform_url(args.url)
-    token = args.token or await credentials.get_access_token(url)
-    async with SeqhubClient(url, token=token) as client:
+    async with signed_in_client(args) as client:
         return await client.get_json(path, params=params)
 
 
@@ -69,7 +65,7 @@ def run_list(args: argparse.Namespace) -> int:
             f"{r['bytes_received']:,}",
             r["created_at"][:19],
         )
-    Console().print(table)
+    print_table(table)
     Console(stderr=True).print(f"{len(page['items'])} of {page['total']} runs")
     return 0
 
@@ -100,5 +96,5 @@ def run_show(args: argparse.Namespace) -> int:
         "uploaded_at",
     ):
         table.add_row(key, str(run.get(key)))
-    Console().print(table)
+    print_table(table)
     return 0

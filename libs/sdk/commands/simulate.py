@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from libs.sdk.commands._support import positive
+from libs.sdk.commands._support import positive, print_error
 from services.ingest.bcl.errors import DemuxError
 from services.ingest.bcl.simulate import parse_reads_spec, simulate_run
 
@@ -120,10 +120,10 @@ def run(args: argparse.Namespace) -> int:
 
                 res = simulate_run(args.out_dir, on_cycle=on_cycle, **kwargs)
     except DemuxError as e:
-        console.print(f"[red]error:[/] {e}", highlight=False)
+        print_error(str(e))
         return 2
     except OSError as e:
-        console.print(f"[red]error:[/] {e.filename or args.out_dir}: {e.strerror or e}", highlight=False)
+        print_error(f"{e.filename or args.out_dir}: {e.strerror or e}")
         return 2
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: the run folder is incomplete (no CopyComplete.txt)[/]")

@@ -29,7 +29,7 @@ from rich.progress import Progress as RichProgress
 
 from libs.sdk import credentials
 from libs.sdk.client import SeqhubClient
-from libs.sdk.commands._support import positive
+from libs.sdk.commands._support import positive, print_error
 from libs.sdk.uploader import Progress, RunUploader, UploadFailed
 
 
@@ -52,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--watch", action="store_true", help="follow a folder still being written, until CopyComplete.txt"
     )
-    p.add_argument("--parallel", type=positive, default=4, help="concurrent file transfers (default 4)")
+    p.add_argument("--parallel", type=positive, default=8, help="concurrent file transfers (default 8)")
     p.add_argument("--chunk-size", type=_size, default=8 << 20, help="bytes per request (default 8M)")
     p.add_argument(
         "--quiet", action="store_true", help="no progress display (for services); errors still print"
@@ -85,15 +85,15 @@ def run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     run_dir: Path = args.run_dir
     if not run_dir.is_dir():
-        console.print(f"[red]error:[/] {run_dir} is not a folder")
+        print_error(f"{run_dir} is not a folder")
         return 2
     try:
         return asyncio.run(_run(args, console))
     except UploadFailed as exc:
-        console.print(f"[red]error:[/] {exc}")
+        print_error(str(exc))
         return 1
     except credentials.LoginError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        print_error(str(exc))
         return 3
     except KeyboardInterrupt:
         console.print("interrupted; run the same command again to resume")

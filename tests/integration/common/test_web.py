@@ -12,7 +12,7 @@ from libs.common.auth import require_scopes
 from libs.common.config import CommonSettings
 from libs.common.errors import NotFound
 from libs.common.testing import TokenMinter
-from libs.common.web import service_app
+from libs.common.web import root_app, service_app
 
 
 def _app(settings: CommonSettings) -> web.Application:
@@ -106,3 +106,41 @@ async def test_remembered_token_is_still_denied_after_revocation(
         raise AssertionError("a revoked token is still accepted")
     fresh = token_minter.bearer("carol", "repository:read")
     assert (await client.get("/secret", headers=fresh)).status == 200
+
+
+async def test_mounted_service_answers_with_one_request_id(
+    aiohttp_client: Any, common_settings: CommonSettings
+) -> None:
+    """Under root_app (as `make run` and every deployment serve it) the id in the header, the error body and
+    the logs is one id, generated once: the root and the service both carry the middleware."""
+    client = await aiohttp_client(root_app({"/webtest": _app(common_settings)}))
+    for path in ("/webtest/boom", "/webtest/items/7"):
+        response = await client.get(path)
+        assert response.status in (404, 500)
+        assert (await response.json())["request_id"] == response.headers["X-Request-ID"]
+    ok = await client.get("/webtest/healthz", headers={"X-Request-ID": "given-id-1"})
+    assert ok.headers["X-Request-ID"] == "given-id-1"
+
+
+async def test_retired_indexes_are_dropped_and_declared_ones_kept(
+    aiohttp_client: Any, common_settings: CommonSettings
+) -> None:
+    """A database made by an older version still has an index the store no longer declares: it costs every
+    write, so the service drops it at startup (and starts fine where it never existed)."""
+    from pymongo import ASCENDING, AsyncMongoClient, IndexModel
+
+    name = "webtest"
+    old: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(common_settings.mongo_url)
+    files = old[common_settings.database_name(name)]["files"]
+    await files.create_indexes([IndexModel([("run_id", ASCENDING), ("path", ASCENDING)], name="run_path")])
+    app = service_app(
+        name,
+        common_settings,
+        indexes={"files": [IndexModel([("state", ASCENDING)], name="by_state")]},
+        retired_indexes={"files": ["run_path", "never_made"]},
+    )
+    client = await aiohttp_client(app)
+    assert (await client.get("/readyz")).status == 200
+    names = {index["name"] async for index in await files.list_indexes()}
+    assert names == {"_id_", "by_state"}
+    await old.close()
