@@ -2,14 +2,22 @@
 
 Part A — one big file over loopback (default 2 GiB) with a real tus client (aiotus) at 8 MiB and 64 MiB
 chunks, next to a bare aiohttp handler that streams each request body to disk (1 MiB writes, fsync per
-request, like the ingest server) fed the same chunks by a plain aiohttp client, in the same run. Both
+request, like the ingest server) fed the same chunks by a plain aiohttp client, in the same run. Also: the
+ingest server fed by that same plain client speaking tus ("plain tus": the server's own cost), and the bare
+handler fed each chunk as a bytes body the way aiotus sends it ("bare(bytes)": the client-side cost of that), and
+seqhub's own agent (`RunUploader`, parallel 1, `--chunk-size` = the chunk) uploading a run folder holding the
+file: a second real tus client, doing the work instruments do (a sha256 pass over the file first, a sha1
+Upload-Checksum per chunk that the server verifies, each chunk streamed from the file). Client CPU-s per GiB
+(this process's CPU time) is shown for aiotus and the agent. Both
 servers are separate processes, started fresh for each measurement; their peak RSS (VmHWM) is read from
 /proc, and the ingest server is also measured with a small file (default 200 MiB) to show RSS is flat.
 
 Part B — a run of many small files (default 10,000 x 100 KB) through the agent (`RunUploader`): files/s
 with `--parallel` transfers vs one at a time, each against a fresh ingest server.
 
-Uses a secantusdb server started here (or SEQHUB_BENCH_MONGO_URL). Big temporary files are deleted.
+Uses a secantusdb server started here (or SEQHUB_BENCH_MONGO_URL); the servers connect with
+`retryWrites=false` unless --retryable-writes (secantusdb's per-write cost grows with the number of retryable
+writes before it; see Bench.service_mongo_url). Big temporary files are deleted.
 
     .venv/bin/python bench/upload.py                      # full run (several minutes)
     .venv/bin/python bench/upload.py --big-mib 512 --files 2000   # quicker
@@ -129,7 +137,7 @@ class Bench:
         tag = uuid.uuid4().hex[:8]
         return {
             **os.environ,
-            "SEQHUB_MONGO_URL": self.mongo_url,
+            "SEQHUB_MONGO_URL": self.service_mongo_url(),
             "SEQHUB_DB_PREFIX": f"bench{tag}_",
             "SEQHUB_FILES_ROOT": str(self.work / f"files-{tag}"),
             "SEQHUB_DATA_ROOT": str(self.work / f"data-{tag}"),
@@ -141,6 +149,15 @@ class Bench:
             "SEQHUB_INGEST_SWEEP": "false",
             "SEQHUB_INGEST_MAX_FILE_BYTES": str(64 << 30),
         }
+
+    def service_mongo_url(self) -> str:
+        """The servers' database URL. Without --retryable-writes, `retryWrites=false`: secantusdb keeps a record
+        per retryable write for 30 min and scans (past 10,000 records: sorts) them all on every write, so its
+        cost per write grows with every write before it — 10,000 files slowed from ~70 to ~11 files/s within
+        one run. Real MongoDB keeps one record per session. The service's own work is the same either way."""
+        if self.args.retryable_writes:
+            return self.mongo_url
+        return self.mongo_url + ("&" if "?" in self.mongo_url else "?") + "retryWrites=false"
 
     def cleanup(self) -> None:
         for path in self.work.glob("files-*"):
@@ -159,7 +176,9 @@ class Bench:
 
     # --- part A ---------------------------------------------------------------------------------
 
-    async def bare(self, source: Path, chunk: int) -> tuple[float, float]:
+    async def bare(self, source: Path, chunk: int, *, as_bytes: bool = False) -> tuple[float, float]:
+        """The baseline. `as_bytes`: send each chunk as a bytes body, as aiotus does (aiohttp then joins and
+        buffers it: client-side copies), instead of a BytesIO the client streams."""
         port = free_port()
         sink = self.work / "sink"
         sink.mkdir(exist_ok=True)
@@ -168,7 +187,8 @@ class Bench:
             async with aiohttp.ClientSession() as http:
                 with source.open("rb") as fh:
                     while block := fh.read(chunk):
-                        async with http.post(f"http://127.0.0.1:{port}/sink/big", data=io.BytesIO(block)) as r:
+                        body = block if as_bytes else io.BytesIO(block)
+                        async with http.post(f"http://127.0.0.1:{port}/sink/big", data=body) as r:
                             assert r.status == 204
             elapsed = time.perf_counter() - started
             rss = peak_rss_mib(proc.pid)
@@ -209,13 +229,35 @@ class Bench:
         self.cleanup()
         return size / MIB / elapsed
 
-    async def tus(self, source: Path, chunk: int) -> tuple[float, float]:
+    async def agent_big(self, source: Path, chunk: int) -> tuple[float, float]:
+        """The agent uploading a run folder with the big file (hard-linked, not copied) and the few tiny files
+        RunInfo implies: (MB/s of the whole run, client CPU-s per GiB)."""
+        run_dir = self.work / "bigrun"
+        make_run(run_dir, 0, 0)
+        os.link(source, run_dir / "big.bin")
+        port = free_port()
+        try:
+            with process(SERVER_COMMAND, port, self.ingest_env(port)):
+                async with SeqhubClient(f"http://127.0.0.1:{port}", token=self.token) as api:
+                    journal = self.work / f"j{uuid.uuid4().hex}"
+                    uploader = RunUploader(api, run_dir, parallel=1, chunk_size=chunk, journal_path=journal)
+                    cpu, started = time.process_time(), time.perf_counter()
+                    await uploader.run()
+                    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            self.cleanup()
+        size = source.stat().st_size
+        return size / MIB / elapsed, cpu / (size / (1 << 30))
+
+    async def tus(self, source: Path, chunk: int) -> tuple[float, float, float]:
+        """aiotus: (MB/s, server peak RSS MiB, client CPU-s per GiB)."""
         port = free_port()
         with process(SERVER_COMMAND, port, self.ingest_env(port)) as proc:
             base = f"http://127.0.0.1:{port}"
             async with aiohttp.ClientSession() as http:
                 run_id = await self.register(http, base, "bench_big")
-                started = time.perf_counter()
+                cpu, started = time.process_time(), time.perf_counter()
                 with source.open("rb") as fh:
                     location = await aiotus.upload(
                         f"{base}/ingest/files/",
@@ -226,30 +268,38 @@ class Bench:
                         chunksize=chunk,
                         config=aiotus.RetryConfiguration(retry_attempts=1),
                     )
-                elapsed = time.perf_counter() - started
+                elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
             assert location is not None, "the tus upload failed"
             rss = peak_rss_mib(proc.pid)
         self.cleanup()
-        return source.stat().st_size / MIB / elapsed, rss
+        size = source.stat().st_size
+        return size / MIB / elapsed, rss, cpu / (size / (1 << 30))
 
     async def part_a(self) -> None:
         big = make_file(self.work / "big.bin", self.args.big_mib)
         small = make_file(self.work / "small.bin", self.args.small_mib)
-        print(f"\n== one file over loopback: {self.args.big_mib} MiB (aiotus vs bare aiohttp handler) ==")
+        print(f"\n== one file over loopback: {self.args.big_mib} MiB (tus clients vs bare aiohttp handler) ==")
         print(
-            f"{'chunk':>8} {'bare MB/s':>10} {'aiotus MB/s':>12} {'ratio':>6} {'plain-tus MB/s':>15} {'ratio':>6}"
-            f" {'bare RSS':>9} {'tus RSS':>8} {'tus RSS ' + str(self.args.small_mib) + ' MiB':>16}"
+            f"{'chunk':>8} {'bare MB/s':>10} {'aiotus MB/s':>12} {'ratio':>6} {'agent MB/s':>11} {'ratio':>6}"
+            f" {'plain-tus MB/s':>15} {'ratio':>6} {'bare(bytes) MB/s':>17} {'aiotus ratio':>13}"
+            f" {'CPU-s/GiB aiotus':>17} {'agent':>6}"
+            f" {'bare RSS':>9} {'tus RSS':>8} {'tus RSS ' + str(self.args.small_mib) + ' MiB':>16}  load"
         )
         try:
-            for chunk_mib in (8, 64):
+            for chunk_mib in self.args.chunks:
                 bare_speed, bare_rss = await self.bare(big, chunk_mib * MIB)
-                tus_speed, tus_rss = await self.tus(big, chunk_mib * MIB)
+                tus_speed, tus_rss, tus_cpu = await self.tus(big, chunk_mib * MIB)
+                agent_speed, agent_cpu = await self.agent_big(big, chunk_mib * MIB)
                 plain_speed = await self.tus_plain(big, chunk_mib * MIB)
-                _, small_rss = await self.tus(small, chunk_mib * MIB)
+                bytes_speed, _ = await self.bare(big, chunk_mib * MIB, as_bytes=True)
+                _, small_rss, _ = await self.tus(small, chunk_mib * MIB)
                 print(
                     f"{chunk_mib:>6}Mi {bare_speed:>10.0f} {tus_speed:>12.0f} {tus_speed / bare_speed:>6.2f}"
+                    f" {agent_speed:>11.0f} {agent_speed / bare_speed:>6.2f}"
                     f" {plain_speed:>15.0f} {plain_speed / bare_speed:>6.2f}"
-                    f" {bare_rss:>8.0f}M {tus_rss:>7.0f}M {small_rss:>15.0f}M",
+                    f" {bytes_speed:>17.0f} {tus_speed / bytes_speed:>13.2f}"
+                    f" {tus_cpu:>17.1f} {agent_cpu:>6.1f}"
+                    f" {bare_rss:>8.0f}M {tus_rss:>7.0f}M {small_rss:>15.0f}M  {load()}",
                     flush=True,
                 )
         finally:
@@ -275,11 +325,18 @@ class Bench:
         print(f"\n== agent: {self.args.files} files x {self.args.file_kb} KB ==")
         try:
             serial = await self.agent(run_dir, 1)
-            print(f"one at a time : {serial:8.1f} files/s", flush=True)
-            parallel = await self.agent(run_dir, self.args.parallel)
-            print(f"parallel {self.args.parallel:<4} : {parallel:8.1f} files/s   ratio {parallel / serial:.2f}x")
+            print(f"one at a time : {serial:8.1f} files/s   (load average {load()})", flush=True)
+            for n in self.args.parallel:
+                parallel = await self.agent(run_dir, n)
+                ratio = parallel / serial
+                line = f"parallel {n:<4} : {parallel:8.1f} files/s   ratio {ratio:.2f}x"
+                print(f"{line}   (load average {load()})", flush=True)
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def b64(text: str) -> str:
@@ -317,9 +374,13 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--big-mib", type=int, default=2048)
     parser.add_argument("--small-mib", type=int, default=200)
+    parser.add_argument("--chunks", type=int, nargs="+", default=[8, 64], help="chunk sizes (MiB) for part A")
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--file-kb", type=int, default=100)
-    parser.add_argument("--parallel", type=int, default=8)
+    parser.add_argument("--parallel", type=int, nargs="+", default=[8], help="agent transfers to compare with 1")
+    parser.add_argument(
+        "--retryable-writes", action="store_true", help="let the servers use retryable writes (see service_mongo_url)"
+    )
     parser.add_argument("--skip-big", action="store_true")
     parser.add_argument("--skip-files", action="store_true")
     args = parser.parse_args()

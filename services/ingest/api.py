@@ -7,10 +7,11 @@ does not apply and memory stays flat whatever the chunk size.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -23,6 +24,7 @@ from . import service, tus, uploads
 from .keys import ingest, settings
 from .models import DeclareFiles, RunCreate, RunStatus
 
+T = TypeVar("T")
 routes = web.RouteTableDef()
 BODY_CHUNK = 1 << 20
 TusHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -117,11 +119,13 @@ async def declare_files(request: web.Request) -> web.Response:
 
 
 def _tus(handler: TusHandler) -> TusHandler:
-    """Every tus response, errors included, carries Tus-Resumable."""
+    """A tus request (every route but OPTIONS) must name the version we speak (412 otherwise); every tus response,
+    errors included, carries Tus-Resumable."""
 
     @functools.wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
         try:
+            tus.require_version(request.headers)
             response = await handler(request)
         except SeqhubError as exc:
             exc.headers.setdefault("Tus-Resumable", tus.TUS_VERSION)
@@ -135,12 +139,25 @@ def _tus(handler: TusHandler) -> TusHandler:
 async def _chunks(request: web.Request) -> AsyncIterator[bytes]:
     """The request body in pieces; a broken connection surfaces as ConnectionResetError."""
     try:
-        async for chunk in request.content.iter_chunked(BODY_CHUNK):
-            yield chunk
-    except (OSError, EOFError, web.HTTPException, Exception) as exc:
-        if isinstance(exc, (GeneratorExit,)):
-            raise
+        async for chunk, _ in request.content.iter_chunks():  # as received: no re-joining copy
+            if chunk:
+                yield chunk
+    except Exception as exc:  # GeneratorExit and cancellation are BaseExceptions: they pass untouched
         raise ConnectionResetError(f"request body broke off: {exc}") from exc
+
+
+def _to_the_end(work: Awaitable[T]) -> Awaitable[T]:
+    """Run a tus use case to its end even if the client leaves mid-request (aiohttp then cancels the handler when
+    `handler_cancellation` is on, as in its test server): stopping between "bytes recorded" and "file handed to its
+    run" would leave work half done. The client only loses the answer; a broken body is still seen as one."""
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(_consume)
+    return asyncio.shield(task)
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: a client that left does not turn its error into a "never retrieved" log
 
 
 def _upload_headers(info: uploads.UploadInfo, base: str) -> dict[str, str]:
@@ -185,7 +202,6 @@ async def tus_options(request: web.Request) -> web.Response:
 @routes.post("/files/")
 @_tus
 async def tus_create(request: web.Request) -> web.Response:
-    tus.require_version(request.headers)
     subject = _uploader(request)
     req = uploads.CreateRequest(
         length=tus.parse_length(request.headers),
@@ -196,8 +212,10 @@ async def tus_create(request: web.Request) -> web.Response:
     body = None
     if request.body_exists and request.content_type == tus.OFFSET_CONTENT_TYPE:
         body = uploads.Body(offset=0, checksum=tus.parse_checksum(request.headers), chunks=_chunks(request))
-    info = await uploads.create_upload(
-        req, body, subject=subject, correlation_id=request[common_keys.request_id], deps=request.app[ingest]
+    info = await _to_the_end(
+        uploads.create_upload(
+            req, body, subject=subject, correlation_id=request[common_keys.request_id], deps=request.app[ingest]
+        )
     )
     base = _files_base(request)
     headers = _upload_headers(info, base)
@@ -210,27 +228,27 @@ async def tus_create(request: web.Request) -> web.Response:
 @routes.head("/files/{upload_id}")
 @_tus
 async def tus_head(request: web.Request) -> web.Response:
-    tus.require_version(request.headers)
     subject = _uploader(request)
     upload_id = tus.check_upload_id(request.match_info["upload_id"])
-    info = await uploads.head_upload(upload_id, subject=subject, deps=request.app[ingest])
+    info = await _to_the_end(uploads.head_upload(upload_id, subject=subject, deps=request.app[ingest]))
     return web.Response(status=200, headers=_upload_headers(info, _files_base(request)))
 
 
 @routes.patch("/files/{upload_id}")
 @_tus
 async def tus_patch(request: web.Request) -> web.Response:
-    tus.require_version(request.headers)
     subject = _uploader(request)
     upload_id = tus.check_upload_id(request.match_info["upload_id"])
     tus.require_offset_content_type(request.headers)
     offset = tus.parse_offset(request.headers)
-    info = await uploads.patch_upload(
-        upload_id,
-        _body(request, offset),
-        subject=subject,
-        correlation_id=request[common_keys.request_id],
-        deps=request.app[ingest],
+    info = await _to_the_end(
+        uploads.patch_upload(
+            upload_id,
+            _body(request, offset),
+            subject=subject,
+            correlation_id=request[common_keys.request_id],
+            deps=request.app[ingest],
+        )
     )
     headers = {"Upload-Offset": str(info.offset)}
     if info.expires_at is not None:
@@ -241,10 +259,9 @@ async def tus_patch(request: web.Request) -> web.Response:
 @routes.delete("/files/{upload_id}")
 @_tus
 async def tus_delete(request: web.Request) -> web.Response:
-    tus.require_version(request.headers)
     subject = _uploader(request)
     upload_id = tus.check_upload_id(request.match_info["upload_id"])
-    await uploads.terminate_upload(upload_id, subject=subject, deps=request.app[ingest])
+    await _to_the_end(uploads.terminate_upload(upload_id, subject=subject, deps=request.app[ingest]))
     return web.Response(status=204)
 
 

@@ -26,6 +26,7 @@ def create_app(settings: IngestSettings) -> web.Application:
         settings.common,
         subscriptions=consumers.subscriptions(demultiplex=settings.demultiplex),
         indexes=store.INDEXES,
+        retired_indexes=store.RETIRED_INDEXES,
         contexts=[_ingest_ctx, _sweep_ctx],
     )
     app[keys.settings] = settings
@@ -41,6 +42,7 @@ def limits_of(settings: IngestSettings) -> service.Limits:
         lock_lease=timedelta(seconds=settings.lock_lease_seconds),
         stalled_after=timedelta(seconds=settings.stalled_after_seconds),
         tombstone_for=timedelta(seconds=settings.tombstone_seconds),
+        orphan_part_after=timedelta(seconds=settings.orphan_part_seconds),
     )
 
 
@@ -61,8 +63,10 @@ async def _ingest_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def sweep_once(deps: service.Ingest) -> None:
-    """Expire idle uploads, finish uploads a dead process left complete, mark stalled runs, count runs."""
+    """Expire idle uploads, remove orphan part files, finish uploads a dead process left complete, mark stalled
+    runs, count runs."""
     await uploads.expire_uploads(deps=deps)
+    await uploads.remove_orphan_parts(deps=deps)
     await uploads.recover_completed(deps=deps)
     await service.mark_stalled_runs(deps=deps)
     await service.refresh_run_counts(deps=deps)

@@ -18,6 +18,11 @@ UPLOAD_SECONDS = Histogram(
 )
 ACTIVE_UPLOADS = Gauge("seqhub_ingest_active_patches", "tus request bodies being received right now.")
 UPLOADS_EXPIRED = Counter("seqhub_ingest_uploads_expired", "Unfinished uploads removed after their expiry.")
+ORPHAN_PARTS_REMOVED = Counter(
+    "seqhub_ingest_orphan_parts_removed",
+    "Part files with no upload document (a process died receiving a whole-file creation-with-upload) and "
+    "concatenation temporaries of a process killed midway, removed.",
+)
 RUNS_UPLOADED = Counter("seqhub_ingest_runs_uploaded", "Runs whose every file arrived and was verified.")
 RUNS_STALLED = Counter("seqhub_ingest_runs_stalled", "Runs marked stalled for receiving no file past the deadline.")
 RUNS = Gauge(

@@ -11,9 +11,15 @@ not re-read the file (after a restart it is recomputed from disk). No aiohttp, n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import itertools
 import os
-from collections.abc import AsyncIterator, Iterable
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +27,9 @@ from typing import Any
 from .tus import Checksum
 
 READ_BLOCK = 1 << 20
+INLINE_HASH_BYTES = 4 << 20  # bodies up to this are hashed while written; the rest of bigger ones at the end
+_PART_NAME = re.compile(r"([0-9a-f]{32})\.part")  # <upload id: uuid4 hex>.part, under <first two hex digits>/
+_CONCAT_NAME = re.compile(r"([0-9a-f]{32})\.concat")  # a concatenation's merged bytes before their rename
 
 
 class BodyTooLong(Exception):
@@ -55,6 +64,7 @@ class PartFiles:
         self.buffer_size = buffer_size
         self.fsync = fsync
         self._hashes: dict[str, _RunningHash] = {}
+        self._in_use: Counter[str] = Counter()  # part files a request of this process is writing or moving
 
     def path(self, upload_id: str) -> Path:
         return self.root / upload_id[:2] / f"{upload_id}.part"
@@ -77,6 +87,64 @@ class PartFiles:
     def forget_hash(self, upload_id: str) -> None:
         self._hashes.pop(upload_id, None)
 
+    @contextlib.contextmanager
+    def in_use(self, upload_id: str) -> Iterator[None]:
+        """Mark the upload's part file as being worked on by a request of this process: `remove_stale` spares it
+        however old its bytes are (a request whose client pauses a long time mid-body)."""
+        self._in_use[upload_id] += 1
+        try:
+            yield
+        finally:
+            self._in_use[upload_id] -= 1
+            if self._in_use[upload_id] <= 0:
+                del self._in_use[upload_id]
+
+    def stale(self, older_than: float, *, limit: int = 1000) -> list[str]:
+        """Upload ids of part files unchanged for `older_than` seconds and not in use here (blocking: a thread)."""
+        return [upload_id for upload_id, _ in itertools.islice(self._unchanged(_PART_NAME, older_than), limit)]
+
+    def remove_stale_temporaries(self, older_than: float) -> int:
+        """Unlink `<id>.concat` files unchanged for `older_than` seconds: a concatenation renames its merged file
+        into place when done, so one left behind is from a process killed midway and is never valid (a retry
+        writes it anew); one being written is young. The count removed (blocking: a thread)."""
+        removed = 0
+        for _, path in list(self._unchanged(_CONCAT_NAME, older_than)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+                removed += 1
+        return removed
+
+    def _unchanged(self, name: re.Pattern[str], older_than: float) -> Iterator[tuple[str, str]]:
+        """(upload id, path) of files named `name` under their id's own two-digit folder, unchanged for
+        `older_than` seconds and not in use by a request of this process."""
+        cutoff = time.time() - older_than
+        with contextlib.suppress(FileNotFoundError), os.scandir(self.root) as folders:
+            for folder in folders:
+                if len(folder.name) != 2 or not folder.is_dir(follow_symlinks=False):
+                    continue
+                with contextlib.suppress(FileNotFoundError), os.scandir(folder.path) as entries:
+                    for entry in entries:
+                        match = name.fullmatch(entry.name)
+                        if match is None or not match[1].startswith(folder.name) or match[1] in self._in_use:
+                            continue
+                        with contextlib.suppress(FileNotFoundError):
+                            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                                yield match[1], entry.path
+
+    def remove_stale(self, upload_ids: Iterable[str], older_than: float) -> int:
+        """Unlink those part files that are still unchanged for `older_than` seconds and not in use here (the
+        stat is taken again: bytes written since `stale` keep the file); the count removed (blocking: a thread)."""
+        removed = 0
+        for upload_id in upload_ids:
+            if upload_id in self._in_use:
+                continue
+            path = self.path(upload_id)
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < time.time() - older_than:
+                    path.unlink()
+                    removed += 1
+        return removed
+
     async def append(
         self,
         upload_id: str,
@@ -93,38 +161,48 @@ class PartFiles:
             BodyInterrupted: the body broke off; the bytes received so far are kept and synced
                 unless a per-request checksum was announced (then they are dropped: unverifiable).
         """
+        with self.in_use(upload_id):
+            return await self._append(upload_id, offset, body, limit=limit, checksum=checksum)
+
+    async def _append(
+        self,
+        upload_id: str,
+        offset: int,
+        body: AsyncIterator[bytes],
+        *,
+        limit: int | None,
+        checksum: Checksum | None,
+    ) -> AppendResult:
         path = self.path(upload_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = await asyncio.to_thread(_open_at, path, offset)
         running = self._hashes.get(upload_id)
         whole = running.hasher if running is not None and running.offset == offset else None
         if whole is None and offset == 0:
             whole = hashlib.sha256()
         part = checksum.new_hasher() if checksum else None
-        writer = _Writer(fd, [h for h in (whole, part) if h is not None])
+        writer = _Writer(path, offset, [h for h in (whole, part) if h is not None])
         try:
-            written = await self._pump(body, writer, limit)
+            written, last = await self._pump(body, writer, limit)
+            await writer.finish(last, sync=self.fsync)  # the last batch, fsync and close: one thread hop
         except BodyTooLong:
-            await writer.abort(offset)
+            await writer.abort()
             self._hashes.pop(upload_id, None)
             raise
         except BodyInterrupted as exc:
             if checksum is not None:
-                await writer.abort(offset)
+                await writer.abort()
                 self._hashes.pop(upload_id, None)
                 raise BodyInterrupted(0) from None
-            await writer.close(sync=self.fsync)
+            await writer.finish([], sync=self.fsync)
             self._remember(upload_id, offset + exc.written, whole)
             raise
         except BaseException:
-            await writer.abort(offset)
+            await writer.abort()
             self._hashes.pop(upload_id, None)
             raise
         if part is not None and checksum is not None and part.digest() != checksum.digest:
-            await writer.abort(offset)
+            await writer.abort()
             self._hashes.pop(upload_id, None)
             return AppendResult(0, checksum_ok=False)
-        await writer.close(sync=self.fsync)
         self._remember(upload_id, offset + written, whole)
         return AppendResult(written, checksum_ok=True)
 
@@ -134,7 +212,8 @@ class PartFiles:
         else:
             self._hashes[upload_id] = _RunningHash(offset, whole)
 
-    async def _pump(self, body: AsyncIterator[bytes], writer: _Writer, limit: int | None) -> int:
+    async def _pump(self, body: AsyncIterator[bytes], writer: _Writer, limit: int | None) -> tuple[int, list[bytes]]:
+        """Hand the body to the writer in batches; returns the byte count and the last batch, not yet written."""
         # chunks are collected by reference (no copy) and handed to the writer thread as one writev batch
         batch: list[bytes] = []
         batched = 0
@@ -156,10 +235,7 @@ class PartFiles:
                 await writer.submit(batch)
             await writer.drain()
             raise BodyInterrupted(total) from exc
-        if batch:
-            await writer.submit(batch)
-        await writer.drain()
-        return total
+        return total, batch
 
     async def sync(self, upload_id: str, size: int) -> None:
         """Cut the part file to `size` bytes and make them durable."""
@@ -177,16 +253,28 @@ class PartFiles:
         target = self.path(target_id)
         target.parent.mkdir(parents=True, exist_ok=True)
         sources = [self.path(p) for p in part_ids]
-        size, digest = await asyncio.to_thread(_concat_files, target, sources, self.fsync)
+        with self.in_use(target_id):
+            size, digest = await asyncio.to_thread(_concat_files, target, sources, self.fsync)
         return size, digest
 
 
 class _Writer:
-    """Writes buffers in a worker thread, one at a time, while the loop reads the next one."""
+    """Writes buffers in a worker thread, one at a time, while the loop reads the next one. The file is opened
+    (and cut to `offset`) by the first write, and the last batch, fsync and close share one thread hop, so a
+    small body costs a single hop.
 
-    def __init__(self, fd: int, hashers: list[Any]) -> None:
-        self.fd = fd
+    Hashing: the first `INLINE_HASH_BYTES` of a body are hashed as they are written; the rest of a big body is
+    hashed at the end, read back from the page cache while another thread runs the fsync the acknowledgement
+    waits for anyway. During the body the CPU goes to receiving and writing (the client is sending then, on the
+    same cores); the hash uses the time the client waits for the answer. Memory stays one read block."""
+
+    def __init__(self, path: Path, offset: int, hashers: list[Any]) -> None:
+        self.path = path
+        self.offset = offset
+        self.fd: int | None = None
         self.hashers = hashers
+        self.written = 0  # bytes of this body written
+        self.hashed = 0  # bytes of this body hashed (a prefix of them)
         self.pending: asyncio.Future[None] | None = None
 
     async def submit(self, batch: list[bytes]) -> None:
@@ -194,6 +282,8 @@ class _Writer:
         self.pending = asyncio.ensure_future(asyncio.to_thread(self._write, batch))
 
     def _write(self, batch: list[bytes]) -> None:
+        if self.fd is None:
+            self.fd = _open_at(self.path, self.offset)
         views = [memoryview(b) for b in batch]
         while views:
             written = os.writev(self.fd, views[:1024])
@@ -202,29 +292,97 @@ class _Writer:
                 views.pop(0)
             if written:
                 views[0] = views[0][written:]
-        for data in batch:
-            for h in self.hashers:
-                h.update(data)
+        size = sum(len(b) for b in batch)
+        if self.hashed == self.written and self.written < INLINE_HASH_BYTES:
+            for data in batch:
+                for h in self.hashers:
+                    h.update(data)
+            self.hashed += size
+        self.written += size
+
+    def _finish(self, batch: list[bytes], sync: bool) -> None:
+        self._write(batch)
+        fd, self.fd = self.fd, None
+        assert fd is not None
+        if self.hashed == self.written or not self.hashers:
+            _sync_close(fd, sync)
+            return
+        failed: list[BaseException] = []
+
+        def _sync() -> None:
+            try:
+                _sync_close(fd, sync)
+            except BaseException as exc:  # re-raised below: no acknowledgement without a durable fsync
+                failed.append(exc)
+
+        syncer = threading.Thread(target=_sync, name="ingest-fsync")
+        syncer.start()
+        try:
+            with _reader(self.path) as rfd:
+                _hash_range(rfd, self.offset + self.hashed, self.written - self.hashed, self.hashers)
+            self.hashed = self.written
+        finally:
+            syncer.join()
+        if failed:
+            raise failed[0]
 
     async def drain(self) -> None:
         if self.pending is not None:
             pending, self.pending = self.pending, None
             await pending
 
-    async def close(self, *, sync: bool) -> None:
+    async def finish(self, batch: list[bytes], *, sync: bool) -> None:
         await self.drain()
-        await asyncio.to_thread(_sync_close, self.fd, sync)
+        await asyncio.to_thread(self._finish, batch, sync)
 
-    async def abort(self, offset: int) -> None:
+    async def abort(self) -> None:
+        """Drop what this writer wrote: the file is cut back to `offset`."""
         try:
             await self.drain()
         except OSError:
             pass
-        await asyncio.to_thread(_truncate_close, self.fd, offset)
+        fd, self.fd = self.fd, None
+        await asyncio.to_thread(_abort, fd, self.path, self.offset)
+
+
+@contextlib.contextmanager
+def _reader(path: Path) -> Iterator[int]:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _hash_range(fd: int, start: int, length: int, hashers: list[Any]) -> None:
+    """Feed `length` bytes of the file from `start` to the hashers, one reusable block at a time."""
+    block = bytearray(READ_BLOCK)
+    view = memoryview(block)
+    end = start + length
+    while start < end:
+        n = os.preadv(fd, [view[: min(READ_BLOCK, end - start)]], start)
+        if n <= 0:
+            raise OSError(f"part file ended {end - start} bytes early while hashing")
+        for h in hashers:
+            h.update(view[:n])
+        start += n
+
+
+def _abort(fd: int | None, path: Path, offset: int) -> None:
+    if fd is not None:
+        _truncate_close(fd, offset)
+        return
+    with contextlib.suppress(FileNotFoundError):
+        if path.stat().st_size > offset:
+            os.truncate(path, offset)
 
 
 def _open_at(path: Path, offset: int) -> int:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o640)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o640)
+    except FileNotFoundError:  # the first upload under this two-hex-digit folder
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o640)
     try:
         size = os.fstat(fd).st_size
         if size < offset:

@@ -9,6 +9,7 @@ pymongo here: stores come in as arguments (`Ingest`), errors are domain exceptio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import uuid
@@ -24,10 +25,10 @@ from libs.common.outbox import Outbox
 
 from . import manifest
 from .metrics import RUNS_STALLED, RUNS_UPLOADED, set_run_counts
-from .models import OPEN_STATUSES, DeclaredFile, RunCreate, RunPage, RunStatus, RunView, StoredFile
+from .models import OPEN_STATUSES, DeclaredFile, RunCreate, RunPage, RunStatus, RunView, StoredFile, UploadState
 from .partfile import PartFiles, file_digest
 from .paths import validate_relative_path, validate_run_name
-from .store import DuplicateFile, RunStore, UploadStore, in_transaction
+from .store import DuplicateFile, RunStore, UploadStore, file_id, in_transaction
 
 OPEN = [s.value for s in OPEN_STATUSES]
 
@@ -40,6 +41,7 @@ class Limits:
     lock_lease: timedelta
     stalled_after: timedelta
     tombstone_for: timedelta
+    orphan_part_after: timedelta = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,12 @@ class Ingest:
     files: LocalFileStore
     outbox: Outbox
     limits: Limits
-    # facts of a run that never change after registration (RunInfo, format, marker), by run id
-    run_facts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # what this process knows of runs it takes files for (immutable facts + last seen status), by run id
+    run_facts: dict[str, RunFacts] = field(default_factory=dict)
+    # group commit of stored files' accounting
+    ledger: Ledger = field(default_factory=lambda: Ledger())
+    # upload locks this process holds between PATCHes (see uploads.Lease), by upload id
+    leases: dict[str, Any] = field(default_factory=dict)
 
 
 class RunNotFound(NotFound):
@@ -77,7 +83,7 @@ def file_key(run_id: str, path: str) -> str:
 
 
 def _file_id(run_id: str, path: str) -> str:
-    return f"{run_id}/{path}"
+    return file_id(run_id, path)
 
 
 async def register_run(body: RunCreate, *, owner: str, correlation_id: str | None, deps: Ingest) -> RunView:
@@ -217,20 +223,47 @@ async def declare_files(run_id: str, files: list[DeclaredFile], *, subject: str,
     return to_view(await in_transaction(deps.outbox, _declare))
 
 
-async def _run_facts(run_id: str, *, deps: Ingest) -> dict[str, Any]:
+@dataclass
+class RunFacts:
+    """What a process needs to know about a run to take a file: immutable facts plus the last status and
+    reservation it saw (a hint for failing fast; the accounting write is what decides)."""
+
+    owner: str
+    expected: frozenset[str]
+    completion_marker: str
+    status: str
+    bytes_reserved: int
+
+
+async def run_facts(run_id: str, *, deps: Ingest) -> RunFacts:
     facts = deps.run_facts.get(run_id)
     if facts is None:
-        run = await get_run(run_id, deps=deps)
-        facts = {k: run[k] for k in ("run_info_xml", "format", "completion_marker")}
+        facts = _remember_run(await get_run(run_id, deps=deps), deps=deps)
+    return facts
+
+
+def _remember_run(run: dict[str, Any], *, deps: Ingest) -> RunFacts:
+    facts = deps.run_facts.get(run["_id"])
+    if facts is None:
         if len(deps.run_facts) > 1000:
             deps.run_facts.clear()
-        deps.run_facts[run_id] = facts
+        facts = RunFacts(
+            owner=run["owner"],
+            expected=manifest.expected_paths(run["run_info_xml"], run["format"]),
+            completion_marker=run["completion_marker"],
+            status=run["status"],
+            bytes_reserved=run["bytes_reserved"],
+        )
+        deps.run_facts[run["_id"]] = facts
+    else:
+        facts.status, facts.bytes_reserved = run["status"], run["bytes_reserved"]
     return facts
 
 
 async def check_run_accepts(run_id: str, path: str, length: int | None, *, subject: str, deps: Ingest) -> None:
     """Fail fast when an upload could never be stored: unknown/closed run, taken path, over-size."""
     run = await get_run(run_id, deps=deps)
+    _remember_run(run, deps=deps)
     check_owner(run, subject)
     if run["status"] not in OPEN:
         raise RunClosed(f"run {run_id!r} is {run['status']}; it accepts no more files")
@@ -241,19 +274,36 @@ async def check_run_accepts(run_id: str, path: str, length: int | None, *, subje
         raise Conflict(f"{path!r} was declared with {existing['size']} bytes, the upload has {length}")
 
 
+async def check_run_takes(run_id: str, length: int, *, subject: str, deps: Ingest) -> None:
+    """The cheap pre-check of a whole file sent in one request, from what this process knows of the run
+    (no database round trip once the run is known): owner, open, room. The accounting write re-checks."""
+    facts = await run_facts(run_id, deps=deps)
+    if facts.owner != subject:
+        raise Forbidden(f"run {run_id!r} belongs to another client")
+    if facts.status not in OPEN:
+        raise RunClosed(f"run {run_id!r} is {facts.status}; it accepts no more files")
+    if facts.bytes_reserved + length > deps.limits.max_run_bytes:
+        raise _run_full(run_id, length, deps=deps)
+
+
+def _run_full(run_id: str, size: int, *, deps: Ingest) -> PayloadTooLarge:
+    limit = deps.limits.max_run_bytes
+    return PayloadTooLarge(f"run {run_id!r} would exceed its limit of {limit} bytes with {size} more")
+
+
 async def reserve(run_id: str, size: int, *, deps: Ingest) -> None:
     if size > deps.limits.max_file_bytes:
         raise PayloadTooLarge(f"file of {size} bytes exceeds the per-file limit of {deps.limits.max_file_bytes}")
-    if (
-        size
-        and await deps.runs.reserve_bytes(run_id, size, max_bytes=deps.limits.max_run_bytes, open_statuses=OPEN) is None
-    ):
+    if size:
+        run = await deps.runs.reserve_bytes(run_id, size, max_bytes=deps.limits.max_run_bytes, open_statuses=OPEN)
+        if run is not None:
+            _remember_run(run, deps=deps)
+            return
         run = await get_run(run_id, deps=deps)
+        _remember_run(run, deps=deps)
         if run["status"] not in OPEN:
             raise RunClosed(f"run {run_id!r} is {run['status']}; it accepts no more files")
-        raise PayloadTooLarge(
-            f"run {run_id!r} would exceed its limit of {deps.limits.max_run_bytes} bytes with {size} more"
-        )
+        raise _run_full(run_id, size, deps=deps)
 
 
 async def store_completed_file(
@@ -265,83 +315,202 @@ async def store_completed_file(
     sha256: str,
     correlation_id: str | None,
     deps: Ingest,
+    new_upload: dict[str, Any] | None = None,
 ) -> StoredFile:
-    """Move a finished upload into the run folder and account for it; may complete the run (RunUploaded)."""
-    run = await _run_facts(run_id, deps=deps)
-    expected = manifest.expected_paths(run["run_info_xml"], run["format"])
+    """Move a finished upload into the run folder and account for it; may complete the run (RunUploaded).
+
+    `new_upload`: the upload document of a whole file received in one request, inserted (state stored) with
+    the accounting instead of updated, its bytes reserved on the run in the same write."""
+    facts = await run_facts(run_id, deps=deps)
     key = file_key(run_id, path)
     uri = uri_of(key)
-    target = deps.files.path(key)
-    source = deps.parts.path(upload_id)
-    if source.exists():
-        if target.exists() and not await _same_file(target, size, sha256):
-            raise Conflict(f"{path!r} is already stored in run {run_id!r}; files cannot be overwritten")
-        await _move_into_store(source, target)
-    elif not target.exists() or target.stat().st_size != size:
-        raise NotFound(f"the data of upload {upload_id} is gone")
+    placed, target = await _place(deps, key, deps.parts.path(upload_id), size, sha256, path=path, run_id=run_id)
     stored = StoredFile(path=path, size=size, sha256=sha256, uri=uri)
-    await _account_file(
-        stored,
-        upload_id=upload_id,
+    entry = _Entry(
+        file=stored,
         run_id=run_id,
-        expected=path in expected,
-        marker=path == run["completion_marker"],
-        deps=deps,
+        upload_id=upload_id,
+        expected=path in facts.expected,
+        marker=path == facts.completion_marker,
+        new_upload=new_upload,
+        correlation_id=correlation_id,
     )
-    await _complete_if_whole(run_id, correlation_id=correlation_id, deps=deps)
+    try:
+        await deps.ledger.commit(entry, deps)
+    except (Conflict, PayloadTooLarge, NotFound):
+        if placed and not entry.recorded and not entry.stored_by_other:
+            await asyncio.to_thread(target.unlink, missing_ok=True)
+        raise
     return stored
 
 
-async def _account_file(
-    f: StoredFile, *, upload_id: str, run_id: str, expected: bool, marker: bool, deps: Ingest
-) -> None:
-    """Record a stored file and bump the run's counters — single-document atomic writes, no transaction, so
-    parallel uploads of one run do not conflict. The run_files documents are the truth (completeness is
-    counted from them); the counters on the run serve progress display."""
+@dataclass
+class _Entry:
+    """One stored file waiting for its accounting."""
+
+    file: StoredFile
+    run_id: str
+    upload_id: str
+    expected: bool
+    marker: bool
+    new_upload: dict[str, Any] | None
+    correlation_id: str | None
+    previous: dict[str, Any] | None = None  # the declaration its run_files document replaced
+    recorded: bool = False  # a run_files document of this upload holds the path (ours, or from a retry)
+    counted: bool = False  # this entry's counters are to be added to the run
+    stored_by_other: bool = False  # another upload of the same bytes holds the path
+    future: asyncio.Future[None] | None = None
+
+    def doc(self, at: datetime) -> dict[str, Any]:
+        f = self.file
+        return {
+            "_id": _file_id(self.run_id, f.path),
+            "run_id": self.run_id,
+            "path": f.path,
+            "state": "stored",
+            "size": f.size,
+            "sha256": f.sha256,
+            "uri": f.uri,
+            "upload_id": self.upload_id,
+            "stored_at": at,
+            "expected": self.expected,
+        }
+
+
+class Ledger:
+    """Group commit of stored files: what completes while a commit is being written is written together next.
+
+    A lone upload is accounted at once (run_files insert, one `$inc` on the run, its upload marked stored);
+    parallel uploads share those writes — one insert_many, one `$inc` per run, one upload write per batch —
+    so the database cost per file falls as concurrency rises. Each caller returns when its own file is
+    durably accounted (or with its own error). Single-document atomic writes, no transaction: the run_files
+    documents are the truth and are written before the run's counters, so the batch whose `$inc` comes
+    last sees every earlier file when it counts for completeness.
+    """
+
+    def __init__(self) -> None:
+        self._queue: list[_Entry] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def commit(self, entry: _Entry, deps: Ingest) -> None:
+        entry.future = asyncio.get_running_loop().create_future()
+        self._queue.append(entry)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain(deps), name="ingest-ledger")
+        await asyncio.shield(entry.future)
+
+    async def _drain(self, deps: Ingest) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            by_run: dict[str, list[_Entry]] = {}
+            for e in batch:
+                by_run.setdefault(e.run_id, []).append(e)
+            await asyncio.gather(*(self._settle(entries, deps) for entries in by_run.values()))
+
+    async def _settle(self, entries: list[_Entry], deps: Ingest) -> None:
+        try:
+            await _account(entries, deps=deps)
+        except Exception as exc:
+            for e in entries:
+                if e.future is not None and not e.future.done():
+                    e.future.set_exception(exc)
+        for e in entries:
+            if e.future is not None and not e.future.done():
+                e.future.set_result(None)
+
+
+def _fail(e: _Entry, exc: Exception) -> None:
+    if e.future is not None and not e.future.done():
+        e.future.set_exception(exc)
+
+
+async def _account(entries: list[_Entry], *, deps: Ingest) -> None:
+    """Account a batch of one run's stored files (see `Ledger`); failures are set on each entry's future."""
+    run_id = entries[0].run_id
     at = now()
-    doc: dict[str, Any] = {
-        "_id": _file_id(run_id, f.path),
-        "run_id": run_id,
-        "path": f.path,
-        "state": "stored",
-        "size": f.size,
-        "sha256": f.sha256,
-        "uri": f.uri,
-        "upload_id": upload_id,
-        "stored_at": at,
-        "expected": expected,
-    }
+    docs = [e.doc(at) for e in entries]
+    taken = await deps.runs.insert_files(docs)
+    for i, e in enumerate(entries):
+        if i not in taken:
+            e.recorded = e.counted = True
+            continue
+        try:  # the path had a document: a declaration to replace, or a stored file
+            e.previous = await deps.runs.claim_file(docs[i])
+            e.recorded = e.counted = True
+        except DuplicateFile:
+            existing = await deps.runs.get_file(run_id, e.file.path)
+            if existing is not None and existing.get("upload_id") == e.upload_id:
+                e.recorded = True  # a retried finalisation: already counted
+            elif existing is not None and existing["state"] == "declared":
+                _fail(e, Conflict(f"{e.file.path!r} does not match the size or sha256 declared for it"))
+            else:
+                e.stored_by_other = True  # with the bytes now in the store (a hard link is made once)
+                _fail(e, Conflict(f"{e.file.path!r} is already stored in run {run_id!r}; files cannot be overwritten"))
+    counted = [e for e in entries if e.counted]
     try:
-        previous = await deps.runs.claim_file(doc)
-    except DuplicateFile:
-        existing = await deps.runs.get_file(run_id, f.path)
-        if existing is not None and existing.get("upload_id") == upload_id:
-            return  # a retried finalisation: already recorded
-        if existing is not None and existing["state"] == "declared":
-            raise Conflict(f"{f.path!r} does not match the sha256 declared for it") from None
-        raise Conflict(f"{f.path!r} is already stored in run {run_id!r}; files cannot be overwritten") from None
+        run = await _count(run_id, counted, at, deps=deps) if counted else None
+    except Exception:  # the files must not stay recorded uncounted: a retry would find them "already stored"
+        for e in counted:
+            with contextlib.suppress(Exception):
+                await deps.runs.unclaim_file(_file_id(run_id, e.file.path), e.previous)
+            e.recorded = e.counted = False
+        raise
+    if run is None and counted:
+        if len(counted) > 1:  # closed, or full with the whole batch: settle them one by one
+            for e in counted:
+                await deps.runs.unclaim_file(_file_id(run_id, e.file.path), e.previous)
+                e.recorded = e.counted = False
+            await asyncio.gather(*(_account([e], deps=deps) for e in counted))
+            return
+        e = counted[0]
+        await deps.runs.unclaim_file(_file_id(run_id, e.file.path), e.previous)
+        e.recorded = e.counted = False
+        current = await deps.runs.get(run_id)
+        if current is None:
+            _fail(e, RunNotFound(f"no run {run_id!r}"))
+        elif current["status"] not in OPEN:
+            _remember_run(current, deps=deps)
+            _fail(e, RunClosed(f"run {run_id!r} is {current['status']}; it accepts no more files"))
+        else:
+            _fail(e, _run_full(run_id, e.file.size, deps=deps))
+        return
+    done = [e for e in entries if e.recorded]
+    new = [{**e.new_upload, "uri": e.file.uri} for e in done if e.new_upload is not None]
+    old = [e.upload_id for e in done if e.new_upload is None]
+    writes = []
+    if new:
+        writes.append(deps.uploads.insert_many(new))
+    if old:
+        writes.append(deps.uploads.mark_stored(old, {"state": UploadState.STORED.value, "updated_at": at}))
+    await asyncio.gather(*writes)
+    if run is not None and run["marker_stored"] > 0:
+        await _complete_if_whole(run, correlation_id=done[-1].correlation_id if done else None, deps=deps)
+
+
+async def _count(run_id: str, counted: list[_Entry], at: datetime, *, deps: Ingest) -> dict[str, Any] | None:
     inc = {
-        "files_received": 1,
-        "bytes_received": f.size,
-        "expected_stored": int(expected),
-        "declared_pending": -int(previous is not None),
-        "marker_stored": int(marker),
+        "files_received": len(counted),
+        "bytes_received": sum(e.file.size for e in counted),
+        "expected_stored": sum(e.expected for e in counted),
+        "declared_pending": -sum(e.previous is not None for e in counted),
+        "marker_stored": sum(e.marker for e in counted),
+        "bytes_reserved": sum(e.file.size for e in counted if e.new_upload is not None),
     }
     set_: dict[str, Any] = {"updated_at": at, "last_activity_at": at, "status": RunStatus.UPLOADING.value}
-    if manifest.is_sample_sheet(f.path):
-        set_["sample_sheet_uri"] = f.uri
-    if await deps.runs.update_open(run_id, inc, set_, open_statuses=OPEN, session=None) is None:
-        await deps.runs.unclaim_file(doc["_id"], previous)
-        raise RunClosed(f"run {run_id!r} accepts no more files")
-    await deps.uploads.update(upload_id, {"state": "stored", "uri": f.uri, "updated_at": at})
+    for e in counted:
+        if manifest.is_sample_sheet(e.file.path):
+            set_["sample_sheet_uri"] = e.file.uri
+    run = await deps.runs.account(run_id, inc, set_, open_statuses=OPEN, max_bytes=deps.limits.max_run_bytes)
+    if run is not None:
+        _remember_run(run, deps=deps)
+    return run
 
 
-async def _complete_if_whole(run_id: str, *, correlation_id: str | None, deps: Ingest) -> None:
+async def _complete_if_whole(run: dict[str, Any], *, correlation_id: str | None, deps: Ingest) -> None:
     """Once the completion marker is in, count the run's files; when whole, publish RunUploaded exactly once."""
-    run = await deps.runs.get(run_id)
-    if run is None or run["status"] not in OPEN or run["marker_stored"] <= 0:
+    if run["status"] not in OPEN or run["marker_stored"] <= 0:
         return
-    expected_stored, declared_pending = await deps.runs.count_progress(run_id)
+    expected_stored, declared_pending = await deps.runs.count_progress(run["_id"])
     progress = manifest.Progress(run["expected_total"], expected_stored, declared_pending, marker_stored=True)
     if not progress.complete:
         return
@@ -350,29 +519,61 @@ async def _complete_if_whole(run_id: str, *, correlation_id: str | None, deps: I
         await _complete_run(run, correlation_id=correlation_id, session=session, deps=deps)
 
     await in_transaction(deps.outbox, _publish)
+    deps.run_facts.pop(run["_id"], None)
 
 
-async def _same_file(path: Path, size: int, sha256: str) -> bool:
-    """A finalisation interrupted after the move left exactly these bytes in the store."""
+async def _place(
+    deps: Ingest, key: str, source: Path, size: int, sha256: str, *, path: str, run_id: str
+) -> tuple[bool, Path]:
+    """Move a part file into the store without ever replacing a stored file (a hard link fails if the target
+    exists), in one thread hop. (True, target) if this call put the bytes there; (False, target) if the same
+    bytes already were (a retried finalisation)."""
 
-    def _same() -> bool:
-        return path.stat().st_size == size and file_digest(path, "sha256") == sha256
-
-    return await asyncio.to_thread(_same)
-
-
-async def _move_into_store(source: Path, target: Path) -> None:
-    def _move() -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
+    def _link() -> tuple[bool, Path]:
+        target = deps.files.path(key)
         try:
-            os.replace(source, target)
-        except OSError:  # another filesystem: copy beside the target, then rename
-            tmp = target.with_name(f".{target.name}.moving")
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, target)
-            source.unlink()
+            _link_new(source, target)
+        except FileExistsError:
+            if target.stat().st_size == size and file_digest(target, "sha256") == sha256:
+                source.unlink(missing_ok=True)
+                return False, target
+            raise
+        except FileNotFoundError:
+            if source.exists():
+                raise
+            if target.exists() and target.stat().st_size == size:
+                return False, target  # moved by an earlier attempt that died before accounting
+            raise NotFound(f"the data of the upload of {path!r} is gone") from None
+        source.unlink()
+        return True, target
 
-    await asyncio.to_thread(_move)
+    try:
+        return await asyncio.to_thread(_link)
+    except FileExistsError:
+        raise Conflict(f"{path!r} is already stored in run {run_id!r}; files cannot be overwritten") from None
+
+
+def _link_new(source: Path, target: Path) -> None:
+    """Hard-link `source` as `target` (FileExistsError if it exists), creating the folder on first use; across
+    filesystems, copy beside the target first."""
+    try:
+        os.link(source, target)
+        return
+    except FileNotFoundError:
+        if not source.exists():
+            raise
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links between these folders: copy beside the target, then link that
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.moving")
+        shutil.copyfile(source, tmp)
+        try:
+            os.link(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return
+    _link_new(source, target)
 
 
 def progress_of(run: dict[str, Any]) -> manifest.Progress:

@@ -18,6 +18,11 @@ class IngestSettings(BaseSettings):
     lock_lease_seconds: float = Field(default=15.0, gt=0, description="lease of the per-upload writer lock")
     stalled_after_seconds: float = Field(default=6 * 3600, gt=0, description="no file for this long: stalled")
     tombstone_seconds: float = Field(default=7 * 24 * 3600, gt=0, description="expired uploads answer 410 this long")
+    orphan_part_seconds: float = Field(
+        default=24 * 3600,
+        ge=60,
+        description="a part file no upload document names, unwritten this long, is removed by the sweep",
+    )
     sweep_interval_seconds: float = Field(default=60.0, gt=0, description="expiry/stall sweep period; 0 disables")
     sweep: bool = Field(default=True, description="run the background sweep task")
     buffer_bytes: int = Field(default=1 << 20, ge=4096, description="write buffer per upload request")

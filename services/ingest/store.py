@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError
 
 from libs.common.outbox import Outbox
 
@@ -29,19 +29,22 @@ INDEXES: dict[str, list[IndexModel]] = {
         # stalled-run sweep: open runs by last activity
         IndexModel([("status", ASCENDING), ("last_activity_at", ASCENDING)], name="status_activity"),
     ],
-    "run_files": [
-        # the manifest of a run, in path order
-        IndexModel([("run_id", ASCENDING), ("path", ASCENDING)], name="run_path", unique=True),
-        # completeness counts: stored RunInfo-implied files, pending declarations
-        IndexModel([("run_id", ASCENDING), ("state", ASCENDING), ("expected", ASCENDING)], name="run_state"),
-    ],
+    # run_files has no secondary index (older ones: RETIRED_INDEXES): its _id
+    # is "<run_id>/<path>", so one run's files are an _id range
+    # (in path order) and a path is unique by construction; each stored file costs one index entry, not three
     "uploads": [
         # expiry sweep: unfinished uploads past their deadline
         IndexModel([("state", ASCENDING), ("expires_at", ASCENDING)], name="state_expires"),
-        IndexModel([("run_id", ASCENDING)], name="run"),
         # tombstones of expired/terminated uploads answer 410 for a while, then go
         IndexModel([("purge_at", ASCENDING)], name="purge", expireAfterSeconds=0),
     ],
+}
+
+RETIRED_INDEXES: dict[str, list[str]] = {
+    # dropped at startup where an older version made them: the run_files _id range replaced both, and
+    # uploads are never looked up by run
+    "run_files": ["run_path", "run_state"],
+    "uploads": ["run"],
 }
 
 
@@ -49,6 +52,15 @@ async def in_transaction(outbox: Outbox, work: Callable[[Any], Awaitable[T]], *,
     """Run `work(session)` in a transaction, retrying transient conflicts (concurrent file completions of a run
     all update the run document) — `Outbox.run_transaction`."""
     return await outbox.run_transaction(work, attempts=attempts)
+
+
+def file_id(run_id: str, path: str) -> str:
+    return f"{run_id}/{path}"
+
+
+def _run_files(run_id: str) -> dict[str, Any]:
+    """The _id range of one run's files ('0' follows '/')."""
+    return {"$gte": f"{run_id}/", "$lt": f"{run_id}0"}
 
 
 class DuplicateFile(Exception):
@@ -77,14 +89,15 @@ class RunStore:
 
     async def delete(self, run_id: str, *, session: Any) -> bool:
         result = await self.runs.delete_one({"_id": run_id}, session=session)
-        await self.files.delete_many({"run_id": run_id}, session=session)
+        await self.files.delete_many({"_id": _run_files(run_id)}, session=session)
         return result.deleted_count == 1
 
     async def get_file(self, run_id: str, path: str, *, session: Any = None) -> Doc | None:
-        return await self.files.find_one({"run_id": run_id, "path": path}, session=session)
+        return await self.files.find_one({"_id": file_id(run_id, path)}, session=session)
 
     async def files_in(self, run_id: str, paths: list[str], *, session: Any = None) -> list[Doc]:
-        return await self.files.find({"run_id": run_id, "path": {"$in": paths}}, session=session).to_list()
+        ids = [file_id(run_id, p) for p in paths]
+        return await self.files.find({"_id": {"$in": ids}}, session=session).to_list()
 
     async def add_declared(self, docs: list[Doc], *, session: Any) -> None:
         if docs:
@@ -96,12 +109,31 @@ class RunStore:
     async def store_file(self, doc: Doc, *, session: Any) -> None:
         await self.files.update_one({"_id": doc["_id"]}, {"$set": doc}, upsert=True, session=session)
 
+    async def insert_files(self, docs: list[Doc]) -> set[int]:
+        """Record new stored files in one command; the indexes of the documents whose path already had a document
+        (declared, or stored by another upload): those need `claim_file`."""
+        try:
+            await self.files.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != 11000 for e in errors):
+                raise
+            return {int(e["index"]) for e in errors}
+        return set()
+
     async def claim_file(self, doc: Doc) -> Doc | None:
-        """Mark a path stored unless it already is (or was declared with another sha256): the document it
-        replaced (a declaration) or None. Raises DuplicateFile when the path is taken."""
+        """Mark a path stored unless it already is (or was declared with another size or sha256): the document
+        it replaced (a declaration) or None. Raises DuplicateFile when the path is taken."""
         try:
             return await self.files.find_one_and_update(
-                {"_id": doc["_id"], "state": {"$ne": "stored"}, "$or": [{"sha256": None}, {"sha256": doc["sha256"]}]},
+                {
+                    "_id": doc["_id"],
+                    "state": {"$ne": "stored"},
+                    "$and": [
+                        {"$or": [{"sha256": None}, {"sha256": doc["sha256"]}]},
+                        {"$or": [{"size": None}, {"size": doc["size"]}]},
+                    ],
+                },
                 {"$set": doc},
                 upsert=True,
                 return_document=ReturnDocument.BEFORE,
@@ -119,12 +151,13 @@ class RunStore:
 
     async def count_progress(self, run_id: str) -> tuple[int, int]:
         """(RunInfo-implied files stored, declared files still missing), counted from the file documents."""
-        expected = await self.files.count_documents({"run_id": run_id, "state": "stored", "expected": True})
-        declared = await self.files.count_documents({"run_id": run_id, "state": "declared"})
+        run = _run_files(run_id)
+        expected = await self.files.count_documents({"_id": run, "state": "stored", "expected": True})
+        declared = await self.files.count_documents({"_id": run, "state": "declared"})
         return expected, declared
 
     async def stored_files(self, run_id: str, *, session: Any = None) -> list[Doc]:
-        cursor = self.files.find({"run_id": run_id, "state": "stored"}, session=session).sort("path", ASCENDING)
+        cursor = self.files.find({"_id": _run_files(run_id), "state": "stored"}, session=session).sort("_id", ASCENDING)
         return await cursor.to_list()
 
     async def update_open(
@@ -142,6 +175,19 @@ class RunStore:
             {"$inc": dict(inc), "$set": dict(set_)},
             return_document=ReturnDocument.AFTER,
             session=session,
+        )
+
+    async def account(
+        self, run_id: str, inc: Mapping[str, int], set_: Mapping[str, Any], *, open_statuses: list[str], max_bytes: int
+    ) -> Doc | None:
+        """Apply a batch of stored files' counters to a run that still accepts files, reserving
+        `inc["bytes_reserved"]` under the run's limit in the same atomic write; the run after, or None."""
+        query: dict[str, Any] = {"_id": run_id, "status": {"$in": open_statuses}}
+        reserve = inc.get("bytes_reserved", 0)
+        if reserve:
+            query["bytes_reserved"] = {"$lte": max_bytes - reserve}
+        return await self.runs.find_one_and_update(
+            query, {"$inc": dict(inc), "$set": dict(set_)}, return_document=ReturnDocument.AFTER
         )
 
     async def reserve_bytes(self, run_id: str, size: int, *, max_bytes: int, open_statuses: list[str]) -> Doc | None:
@@ -189,11 +235,22 @@ class UploadStore:
     async def insert(self, doc: Doc) -> None:
         await self.uploads.insert_one(doc)
 
+    async def insert_many(self, docs: list[Doc]) -> None:
+        await self.uploads.insert_many(docs)
+
+    async def mark_stored(self, upload_ids: list[str], set_: Mapping[str, Any]) -> None:
+        await self.uploads.update_many({"_id": {"$in": upload_ids}}, {"$set": dict(set_)})
+
     async def get(self, upload_id: str, *, session: Any = None) -> Doc | None:
         return await self.uploads.find_one({"_id": upload_id}, session=session)
 
     async def get_many(self, upload_ids: list[str]) -> list[Doc]:
         return await self.uploads.find({"_id": {"$in": upload_ids}}).to_list()
+
+    async def existing(self, upload_ids: list[str]) -> set[str]:
+        """Those of `upload_ids` that have an upload document (in any state, tombstones included)."""
+        docs = await self.uploads.find({"_id": {"$in": upload_ids}}, {"_id": 1}).to_list()
+        return {str(d["_id"]) for d in docs}
 
     async def lock(
         self, upload_id: str, token: str, *, now: datetime, until: datetime, checksum: bool = False
@@ -212,6 +269,11 @@ class UploadStore:
     async def renew(self, upload_id: str, token: str, until: datetime) -> bool:
         result = await self.uploads.update_one({"_id": upload_id, "lock.token": token}, {"$set": {"lock.until": until}})
         return result.modified_count == 1
+
+    async def write_locked(self, upload_id: str, token: str, set_: Mapping[str, Any]) -> bool:
+        """Apply `set_` while still holding the lock `token` (the lock stays held); False if it was lost."""
+        result = await self.uploads.update_one({"_id": upload_id, "lock.token": token}, {"$set": dict(set_)})
+        return result.matched_count == 1
 
     async def unlock(self, upload_id: str, token: str, set_: Mapping[str, Any] | None = None) -> Doc | None:
         """Release the lock, applying `set_` atomically; None if the lock was lost meanwhile."""

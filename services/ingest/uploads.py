@@ -23,7 +23,7 @@ from typing import Any
 from libs.common.errors import Conflict
 
 from . import service
-from .metrics import ACTIVE_UPLOADS, UPLOAD_BYTES, UPLOAD_REQUESTS, UPLOADS_EXPIRED
+from .metrics import ACTIVE_UPLOADS, ORPHAN_PARTS_REMOVED, UPLOAD_BYTES, UPLOAD_REQUESTS, UPLOADS_EXPIRED
 from .models import UploadState
 from .partfile import BodyInterrupted, BodyTooLong, file_digest
 from .paths import validate_relative_path
@@ -109,6 +109,20 @@ def parse_expected_checksum(raw: str | None) -> tuple[str, str] | None:
     return algorithm, digest.hex()
 
 
+@dataclass
+class Lease:
+    """An upload's lock as the process holding it knows it. Taken once (one `find_one_and_update`), it is kept
+    between PATCHes and renewed by every offset write, so a PATCH in steady state costs one database write:
+    the new offset, written after fsync — the acknowledgement. `busy` while a request writes: a second request
+    to the same upload in this process gets 423 without asking the database."""
+
+    token: str
+    until: datetime
+    doc: dict[str, Any]  # the upload document as this process last wrote it (nobody else writes it meanwhile)
+    checksum: bool  # what the stored lock says about the body being written (see UploadStore.lock)
+    busy: bool = False
+
+
 async def create_upload(
     req: CreateRequest, body: Body | None, *, subject: str, correlation_id: str | None, deps: Ingest
 ) -> UploadInfo:
@@ -128,12 +142,46 @@ async def create_upload(
         raise TusBadRequest("Upload-Length or Upload-Defer-Length: 1 is required")
     if length is not None and length > deps.limits.max_file_bytes:
         raise UploadTooLarge(f"Upload-Length {length} exceeds Tus-Max-Size {deps.limits.max_file_bytes}")
+    doc = _new_doc(
+        req, subject=subject, run_id=run_id, path=path, length=length, expected=expected, parts=parts, deps=deps
+    )
+    if body is not None and run_id and path and length and not parts:
+        with deps.parts.in_use(doc["_id"]):  # no upload document until the body is in: the sweep must spare it
+            return await _create_with_body(doc, body, correlation_id=correlation_id, deps=deps)
     if run_id and path:
         await service.check_run_accepts(run_id, path, length, subject=subject, deps=deps)
         if length:
             await service.reserve(run_id, length, deps=deps)
+    lease = None
+    if body is not None and length != 0 and not parts:  # nobody knows the URL yet: we hold the lock from birth
+        lease = Lease(uuid.uuid4().hex, now() + deps.limits.lock_lease, doc, body.checksum is not None, busy=True)
+        doc["lock"] = {"token": lease.token, "until": lease.until, "checksum": lease.checksum}
+        deps.leases[doc["_id"]] = lease
+    deps.parts.create(doc["_id"])
+    await deps.uploads.insert(doc)
+    if parts:
+        await deps.parts.concat(doc["_id"], [p["_id"] for p in parts])
+        doc = await _record(doc["_id"], {"offset": length}, deps=deps)
+    if body is not None and lease is not None:
+        doc = await _write(lease, body, deps=deps)
+    if doc["length"] is not None and doc["offset"] == doc["length"]:
+        doc = await _finish(doc, correlation_id=correlation_id, deps=deps)
+    return _info(doc)
+
+
+def _new_doc(
+    req: CreateRequest,
+    *,
+    subject: str,
+    run_id: str | None,
+    path: str | None,
+    length: int | None,
+    expected: tuple[str, str] | None,
+    parts: list[dict[str, Any]],
+    deps: Ingest,
+) -> dict[str, Any]:
     at = now()
-    doc: dict[str, Any] = {
+    return {
         "_id": uuid.uuid4().hex,
         "owner": subject,
         "run_id": run_id,
@@ -152,20 +200,90 @@ async def create_upload(
         "lock": None,
         "purge_at": None,
     }
-    token = uuid.uuid4().hex
-    with_body = body is not None and length != 0 and not parts
-    if body is not None and with_body:  # creation-with-upload: nobody knows the URL yet; we hold the lock from birth
-        doc["lock"] = {"token": token, "until": at + deps.limits.lock_lease, "checksum": body.checksum is not None}
-    deps.parts.create(doc["_id"])
-    await deps.uploads.insert(doc)
-    if parts:
-        await deps.parts.concat(doc["_id"], [p["_id"] for p in parts])
-        doc = await _record(doc["_id"], {"offset": length}, deps=deps)
-    if body is not None and with_body:
-        doc = await _append_then_release(doc, body, token, deps=deps)
-    if doc["length"] is not None and doc["offset"] == doc["length"]:
-        doc = await _finish(doc, correlation_id=correlation_id, deps=deps)
+
+
+async def _create_with_body(
+    doc: dict[str, Any], body: Body, *, correlation_id: str | None, deps: Ingest
+) -> UploadInfo:
+    """creation-with-upload into a run: the body is received before the upload document exists (nobody knows
+    its URL yet, so nobody can race it). A whole file is verified, moved into the run folder and accounted with
+    its upload document in one group commit (`service.Ledger`): no lock, no per-request state writes. A body
+    shorter than Upload-Length leaves an ordinary upload at the received offset, to be continued by PATCH; a body
+    that breaks off leaves nothing (the client never learnt the URL)."""
+    upload_id, run_id, path, length = doc["_id"], doc["run_id"], doc["path"], doc["length"]
+    await service.check_run_takes(run_id, length, subject=doc["owner"], deps=deps)
+    ACTIVE_UPLOADS.inc()
+    try:
+        result = await deps.parts.append(upload_id, 0, body.chunks, limit=length, checksum=body.checksum)
+    except BodyTooLong:
+        deps.parts.delete(upload_id)
+        UPLOAD_REQUESTS.labels(outcome="too_large").inc()
+        raise UploadTooLarge(f"the body is longer than Upload-Length ({length})") from None
+    except BodyInterrupted:  # the client went away before it could learn the upload's URL: keep nothing
+        deps.parts.delete(upload_id)
+        UPLOAD_REQUESTS.labels(outcome="interrupted").inc()
+        raise TusBadRequest("the request body broke off before Content-Length bytes; nothing was stored") from None
+    except BaseException:
+        deps.parts.delete(upload_id)
+        raise
+    finally:
+        ACTIVE_UPLOADS.dec()
+    if not result.checksum_ok:
+        deps.parts.delete(upload_id)
+        UPLOAD_REQUESTS.labels(outcome="checksum_mismatch").inc()
+        raise ChecksumMismatch("Upload-Checksum does not match the body; nothing was stored")
+    written = result.written
+    at = now()
+    doc["expires_at"] = at + deps.limits.upload_ttl
+    if written < length:  # the client sends the rest with PATCH
+        try:
+            await service.check_run_accepts(run_id, path, length, subject=doc["owner"], deps=deps)
+            await service.reserve(run_id, length, deps=deps)
+            doc.update(offset=written, updated_at=at)
+            await deps.uploads.insert(doc)
+        except BaseException:
+            deps.parts.delete(upload_id)
+            raise
+        UPLOAD_BYTES.inc(written)
+        return _info(doc)
+    try:
+        sha256 = await _verified_sha256(doc, deps=deps, after="nothing was stored")
+        doc.update(offset=length, state=UploadState.STORED.value, sha256=sha256, updated_at=at)
+        await service.store_completed_file(
+            upload_id=upload_id,
+            run_id=run_id,
+            path=path,
+            size=length,
+            sha256=sha256,
+            correlation_id=correlation_id,
+            deps=deps,
+            new_upload=doc,
+        )
+    except BaseException:
+        deps.parts.delete(upload_id)  # refused: the part file goes (once stored, it was moved)
+        raise
+    UPLOAD_REQUESTS.labels(outcome="stored").inc()
+    UPLOAD_BYTES.inc(length)
     return _info(doc)
+
+
+async def _verified_sha256(doc: dict[str, Any], *, deps: Ingest, after: str) -> str:
+    """The whole file's SHA-256 (from the running hash), after checking the metadata checksum; 460 if it fails."""
+    upload_id = doc["_id"]
+    sha256 = doc.get("sha256") or await deps.parts.sha256(upload_id, doc["length"])
+    expected = doc.get("expected_checksum")
+    if expected is not None:
+        algorithm, digest = expected
+        actual = (
+            sha256
+            if algorithm == "sha256"
+            else await asyncio.to_thread(file_digest, deps.parts.path(upload_id), algorithm)
+        )
+        if actual != digest:
+            UPLOAD_REQUESTS.labels(outcome="checksum_mismatch").inc()
+            raise ChecksumMismatch(f"the whole file does not match the {algorithm} in Upload-Metadata; {after}")
+    deps.parts.forget_hash(upload_id)
+    return str(sha256)
 
 
 async def _final_parts(concat: Concat, *, subject: str, deps: Ingest) -> list[dict[str, Any]]:
@@ -206,9 +324,14 @@ async def _load(upload_id: str, *, subject: str, deps: Ingest) -> dict[str, Any]
 async def head_upload(upload_id: str, *, subject: str, deps: Ingest) -> UploadInfo:
     """The upload's state; the offset is exactly what is durably on disk, also after a crash."""
     doc = await _load(upload_id, subject=subject, deps=deps)
-    if doc["state"] == UploadState.RECEIVING.value:
+    if doc["state"] == UploadState.COMPLETE.value and doc.get("run_id") and doc.get("path"):
+        # every byte is in but the run has not got the file (its writer died, or the client left, in between):
+        # hand it over now, so an offset equal to the length always means "stored"
+        doc = await _finish(doc, correlation_id=None, deps=deps)
+    elif doc["state"] == UploadState.RECEIVING.value:
         on_disk = deps.parts.size(upload_id)
         if on_disk < doc["offset"]:
+            deps.leases.pop(upload_id, None)
             doc = await _record(upload_id, {"offset": on_disk}, deps=deps)
         elif on_disk > doc["offset"] and _abandoned_unchecked(doc):
             doc = await _adopt(doc, on_disk, deps=deps)
@@ -238,38 +361,76 @@ async def _adopt(doc: dict[str, Any], on_disk: int, *, deps: Ingest) -> dict[str
 async def patch_upload(
     upload_id: str, body: Body, *, subject: str, correlation_id: str | None, deps: Ingest
 ) -> UploadInfo:
-    doc = await _load(upload_id, subject=subject, deps=deps)
-    if doc.get("concat") == "final":
-        raise UploadForbidden("a final (concatenated) upload cannot be patched")
-    if doc["state"] != UploadState.RECEIVING.value:
-        if doc["state"] == UploadState.COMPLETE.value and doc.get("run_id") and body.offset == doc["offset"]:
-            return _info(await _finish(doc, correlation_id=correlation_id, deps=deps))
-        raise UploadForbidden(f"upload {upload_id} is complete; it takes no more bytes")
-    if body.length is not None:
-        doc = await _set_deferred_length(doc, body.length, deps=deps)
-    token = uuid.uuid4().hex
-    locked = await deps.uploads.lock(
-        upload_id, token, now=now(), until=now() + deps.limits.lock_lease, checksum=body.checksum is not None
-    )
-    if locked is None:
-        raise UploadLocked(
-            f"upload {upload_id} is being written by another request; retry after it ends",
-            headers={"Retry-After": str(max(1, int(deps.limits.lock_lease.total_seconds())))},
-        )
-    doc = await _append_then_release(locked, body, token, deps=deps)
+    lease = deps.leases.get(upload_id)
+    if lease is not None and lease.busy:
+        raise _locked(upload_id, deps=deps)
+    if lease is not None and lease.until - now() > deps.limits.lock_lease / 2:
+        _check_access(lease.doc, subject=subject)  # we hold its lock: our copy is the upload's state
+        lease.busy = True
+    else:
+        deps.leases.pop(upload_id, None)  # none, or its lease runs low: take the lock through the database
+        doc = await _load(upload_id, subject=subject, deps=deps)
+        if doc.get("concat") == "final":
+            raise UploadForbidden("a final (concatenated) upload cannot be patched")
+        if doc["state"] != UploadState.RECEIVING.value:
+            if doc["state"] == UploadState.COMPLETE.value and doc.get("run_id") and body.offset == doc["offset"]:
+                return _info(await _finish(doc, correlation_id=correlation_id, deps=deps))
+            raise UploadForbidden(f"upload {upload_id} is complete; it takes no more bytes")
+        token, at = uuid.uuid4().hex, now()
+        until = at + deps.limits.lock_lease
+        locked = await deps.uploads.lock(upload_id, token, now=at, until=until, checksum=body.checksum is not None)
+        if locked is None:
+            raise _locked(upload_id, deps=deps)
+        lease = Lease(token, until, locked, body.checksum is not None, busy=True)
+        deps.leases[upload_id] = lease
+    try:
+        if body.length is not None:
+            lease.doc = await _set_deferred_length(lease.doc, body.length, deps=deps)
+        doc = await _write(lease, body, deps=deps)
+    finally:
+        lease.busy = False
     if doc["length"] is not None and doc["offset"] == doc["length"]:
         doc = await _finish(doc, correlation_id=correlation_id, deps=deps)
     return _info(doc)
 
 
-async def _append_then_release(doc: dict[str, Any], body: Body, token: str, *, deps: Ingest) -> dict[str, Any]:
-    """Append under the lock `token`; the lock is released with the new offset, or as is on failure."""
+def _locked(upload_id: str, *, deps: Ingest) -> UploadLocked:
+    return UploadLocked(
+        f"upload {upload_id} is being written by another request; retry after it ends",
+        headers={"Retry-After": str(max(1, int(deps.limits.lock_lease.total_seconds())))},
+    )
+
+
+def _check_access(doc: dict[str, Any], *, subject: str) -> None:
+    if doc["owner"] != subject:
+        raise UploadForbidden(f"upload {doc['_id']} belongs to another client")
+    if doc["expires_at"].replace(tzinfo=now().tzinfo) < now():
+        raise UploadGone(f"upload {doc['_id']} expired")
+
+
+async def _write(lease: Lease, body: Body, *, deps: Ingest) -> dict[str, Any]:
+    """Append under the held lock; a lock lost, or an unexpected failure, releases it (and our claim to it)."""
+    upload_id = lease.doc["_id"]
     try:
-        return await _append_locked(doc, body, token, deps=deps)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            await deps.uploads.unlock(doc["_id"], token)
+        if (body.checksum is not None) != lease.checksum:  # what a dead writer's bytes would be worth changes
+            lease.checksum = body.checksum is not None
+            if not await deps.uploads.write_locked(upload_id, lease.token, {"lock.checksum": lease.checksum}):
+                raise _taken_over(upload_id)
+        return await _append_locked(lease, body, deps=deps)
+    except (OffsetMismatch, UploadTooLarge, ChecksumMismatch, TusBadRequest):
+        raise  # the request's fault: the lock is still ours, kept for the client's next try
+    except TusConflict:
+        deps.leases.pop(upload_id, None)
         raise
+    except BaseException:
+        deps.leases.pop(upload_id, None)
+        with contextlib.suppress(Exception):
+            await deps.uploads.unlock(upload_id, lease.token)
+        raise
+
+
+def _taken_over(upload_id: str) -> TusConflict:
+    return TusConflict(f"upload {upload_id} was taken over by another request; HEAD and resume")
 
 
 async def _set_deferred_length(doc: dict[str, Any], length: int, *, deps: Ingest) -> dict[str, Any]:
@@ -286,12 +447,13 @@ async def _set_deferred_length(doc: dict[str, Any], length: int, *, deps: Ingest
     return await _record(doc["_id"], {"length": length, "reserved": length if doc.get("run_id") else 0}, deps=deps)
 
 
-async def _append_locked(doc: dict[str, Any], body: Body, token: str, *, deps: Ingest) -> dict[str, Any]:
+async def _append_locked(lease: Lease, body: Body, *, deps: Ingest) -> dict[str, Any]:
+    doc = lease.doc
     upload_id = doc["_id"]
     if body.offset != doc["offset"]:
         raise OffsetMismatch(expected=doc["offset"], provided=body.offset)
     room = (doc["length"] if doc["length"] is not None else deps.limits.max_file_bytes) - doc["offset"]
-    renewer = asyncio.create_task(_renew(upload_id, token, deps=deps))
+    renewer = asyncio.create_task(_renew(lease, deps=deps))
     ACTIVE_UPLOADS.inc()
     try:
         result = await deps.parts.append(upload_id, doc["offset"], body.chunks, limit=room, checksum=body.checksum)
@@ -300,7 +462,7 @@ async def _append_locked(doc: dict[str, Any], body: Body, token: str, *, deps: I
         raise UploadTooLarge(f"the body is longer than the {room} bytes upload {upload_id} may still take") from None
     except BodyInterrupted as exc:
         UPLOAD_REQUESTS.labels(outcome="interrupted").inc()
-        return await _advance(doc, exc.written, token, deps=deps)
+        return await _advance(lease, exc.written, deps=deps)
     finally:
         ACTIVE_UPLOADS.dec()
         renewer.cancel()
@@ -308,51 +470,85 @@ async def _append_locked(doc: dict[str, Any], body: Body, token: str, *, deps: I
         UPLOAD_REQUESTS.labels(outcome="checksum_mismatch").inc()
         raise ChecksumMismatch(f"Upload-Checksum does not match the body; offset stays at {doc['offset']}")
     UPLOAD_REQUESTS.labels(outcome="stored").inc()
-    return await _advance(doc, result.written, token, deps=deps)
+    if doc["length"] is not None and doc["offset"] + result.written == doc["length"]:
+        return await _complete(lease, result.written, deps=deps)
+    return await _advance(lease, result.written, deps=deps)
 
 
-async def _advance(doc: dict[str, Any], written: int, token: str, *, deps: Ingest) -> dict[str, Any]:
+async def _advance(
+    lease: Lease, written: int, *, deps: Ingest, complete: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Record the new offset (the bytes are fsynced): the one write a PATCH costs, and its acknowledgement.
+    It renews the lease too; the lock stays held for the client's next PATCH — unless `complete` (the state
+    and sha256 of an upload whose last byte this is) comes in the same write: then the lock is released."""
+    doc = lease.doc
     at = now()
-    updated = await deps.uploads.unlock(
-        doc["_id"],
-        token,
-        {"offset": doc["offset"] + written, "updated_at": at, "expires_at": at + deps.limits.upload_ttl},
-    )
-    if updated is None:  # our lease ran out and another writer took over: our bytes are not ours to count
-        raise TusConflict(f"upload {doc['_id']} was taken over by another request; HEAD and resume")
+    until = at + deps.limits.lock_lease
+    set_ = {"offset": doc["offset"] + written, "updated_at": at, "expires_at": at + deps.limits.upload_ttl}
+    lock = {"lock": None} if complete else {"lock.until": until}
+    if not await deps.uploads.write_locked(doc["_id"], lease.token, {**set_, **(complete or {}), **lock}):
+        # our lease ran out and another writer took over: our bytes are not ours to count
+        deps.leases.pop(doc["_id"], None)
+        raise _taken_over(doc["_id"])
     UPLOAD_BYTES.inc(written)
-    return updated
+    if complete:
+        deps.leases.pop(doc["_id"], None)
+        return {**doc, **set_, **complete, "lock": None}
+    lease.until = until
+    lease.doc = {**doc, **set_, "lock": {"token": lease.token, "until": until, "checksum": lease.checksum}}
+    return lease.doc
 
 
-async def _renew(upload_id: str, token: str, *, deps: Ingest) -> None:
-    lease = deps.limits.lock_lease
+async def _complete(lease: Lease, written: int, *, deps: Ingest) -> dict[str, Any]:
+    """The body brought the last byte: verify the whole file, then record offset, state `complete` and sha256 in
+    one write. "Every byte recorded" and "complete" are thus one state: a process dying after it leaves an upload
+    that HEAD, a PATCH retry or the sweep hands to its run (`_finish`), never one stuck at full offset."""
+    doc = lease.doc
+    upload_id = doc["_id"]
+    try:
+        sha256 = await _verified_sha256(doc, deps=deps, after="the upload restarts at 0")
+    except ChecksumMismatch:
+        deps.parts.delete(upload_id)
+        deps.parts.create(upload_id)
+        at = now()
+        if await deps.uploads.write_locked(upload_id, lease.token, {"offset": 0, "updated_at": at}):
+            lease.doc = {**doc, "offset": 0, "updated_at": at}
+        raise
+    return await _advance(
+        lease, written, deps=deps, complete={"state": UploadState.COMPLETE.value, "sha256": sha256}
+    )
+
+
+async def _renew(lease: Lease, *, deps: Ingest) -> None:
+    period = deps.limits.lock_lease
     while True:
-        await asyncio.sleep(lease.total_seconds() / 3)
+        await asyncio.sleep(period.total_seconds() / 3)
+        until = now() + period
         with contextlib.suppress(Exception):
-            await deps.uploads.renew(upload_id, token, now() + lease)
+            if await deps.uploads.renew(lease.doc["_id"], lease.token, until):
+                lease.until = until
 
 
 async def _finish(doc: dict[str, Any], *, correlation_id: str | None, deps: Ingest) -> dict[str, Any]:
-    """All bytes are in: verify the whole-file checksum, then hand the file to its run."""
+    """All bytes are in: verify the whole-file checksum, release the lock, then hand the file to its run."""
     upload_id = doc["_id"]
-    sha256 = doc.get("sha256") or await deps.parts.sha256(upload_id, doc["length"])
-    expected = doc.get("expected_checksum")
-    if expected is not None and doc["state"] == UploadState.RECEIVING.value:
-        algorithm, digest = expected
-        actual = (
-            sha256
-            if algorithm == "sha256"
-            else await asyncio.to_thread(file_digest, deps.parts.path(upload_id), algorithm)
-        )
-        if actual != digest:
+    if doc["state"] == UploadState.RECEIVING.value:
+        try:
+            sha256 = await _verified_sha256(doc, deps=deps, after="the upload restarts at 0")
+        except ChecksumMismatch:
             deps.parts.delete(upload_id)
             deps.parts.create(upload_id)
-            await _record(upload_id, {"offset": 0}, deps=deps)
-            raise ChecksumMismatch(
-                f"the whole file does not match the {algorithm} in Upload-Metadata; the upload restarts at 0"
-            )
-    doc = await _record(upload_id, {"state": UploadState.COMPLETE.value, "sha256": sha256}, deps=deps)
-    deps.parts.forget_hash(upload_id)
+            lease = deps.leases.get(upload_id)
+            reset = await _record(upload_id, {"offset": 0}, deps=deps)
+            if lease is not None:
+                lease.doc = reset
+            raise
+        doc = await _record(upload_id, {"state": UploadState.COMPLETE.value, "sha256": sha256, "lock": None}, deps=deps)
+        deps.leases.pop(upload_id, None)
+    else:
+        sha256 = doc.get("sha256") or await deps.parts.sha256(upload_id, doc["length"])
+        if doc["state"] == UploadState.COMPLETE.value and not doc.get("sha256"):
+            doc = await _record(upload_id, {"sha256": sha256}, deps=deps)
     if doc.get("run_id") and doc.get("path"):
         try:
             await service.store_completed_file(
@@ -375,13 +571,18 @@ async def terminate_upload(upload_id: str, *, subject: str, deps: Ingest) -> Non
     doc = await _load(upload_id, subject=subject, deps=deps)
     if doc["state"] == UploadState.STORED.value:
         raise UploadForbidden(f"upload {upload_id} is stored in its run and cannot be terminated")
-    token = uuid.uuid4().hex
-    if await deps.uploads.lock(upload_id, token, now=now(), until=now() + deps.limits.lock_lease) is None:
+    lease = deps.leases.get(upload_id)
+    if lease is not None and lease.busy:
         raise UploadLocked(f"upload {upload_id} is being written; retry after the request ends")
+    if lease is None:
+        token = uuid.uuid4().hex
+        if await deps.uploads.lock(upload_id, token, now=now(), until=now() + deps.limits.lock_lease) is None:
+            raise UploadLocked(f"upload {upload_id} is being written; retry after the request ends")
     await _bury(doc, deps=deps)
 
 
 async def _bury(doc: dict[str, Any], *, deps: Ingest) -> None:
+    deps.leases.pop(doc["_id"], None)
     deps.parts.delete(doc["_id"])
     at = now()
     await deps.uploads.update(
@@ -395,6 +596,9 @@ async def _bury(doc: dict[str, Any], *, deps: Ingest) -> None:
 async def expire_uploads(*, deps: Ingest, at: datetime | None = None) -> int:
     """Remove unfinished uploads past `Upload-Expires` (and partial uploads nobody concatenated)."""
     when = at or now()
+    for upload_id, lease in list(deps.leases.items()):  # locks this process kept but nobody used for a lease
+        if not lease.busy and lease.until < when:
+            deps.leases.pop(upload_id, None)
     expired = 0
     for state in (UploadState.RECEIVING.value, UploadState.COMPLETE.value):
         for doc in await deps.uploads.due(state, when):
@@ -407,6 +611,26 @@ async def expire_uploads(*, deps: Ingest, at: datetime | None = None) -> int:
             expired += 1
     UPLOADS_EXPIRED.inc(expired)
     return expired
+
+
+async def remove_orphan_parts(*, deps: Ingest, limit: int = 1000) -> int:
+    """Delete part files that no upload document names and nobody has written for `Limits.orphan_part_after`.
+
+    They are left by a process killed while receiving a whole file in one creation-with-upload request (its upload
+    document is only written once the body is in; the client never learnt the URL, so nobody can resume it). A part
+    file is spared while a request of this process works on it (`PartFiles.in_use`) and while its bytes are younger
+    than the age — which covers requests in other processes: a body being received rewrites its file every buffer,
+    and an upload document is inserted right after its body's last write. Its mtime is checked again just before
+    the unlink. A part file whose upload exists is never touched here (expiry and termination remove those).
+    Leftover `<id>.concat` files of a concatenation killed midway go too, by the same age."""
+    age = deps.limits.orphan_part_after.total_seconds()
+    removed = await asyncio.to_thread(deps.parts.remove_stale_temporaries, age)
+    candidates = await asyncio.to_thread(deps.parts.stale, age, limit=limit)
+    if candidates:
+        known = await deps.uploads.existing(candidates)
+        removed += await asyncio.to_thread(deps.parts.remove_stale, [c for c in candidates if c not in known], age)
+    ORPHAN_PARTS_REMOVED.inc(removed)
+    return removed
 
 
 async def recover_completed(*, deps: Ingest, older_than_seconds: float = 60.0) -> int:

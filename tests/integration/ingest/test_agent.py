@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,9 @@ async def test_killed_agent_resumes_without_resending_finished_files(
     # only chunks in flight at the kill may be sent twice
     assert resent <= parallel * chunk
     events = await _uploaded_events(ingest_db)
-    assert len(events) == 1
+    stored = {f["path"] for f in await ingest_db["run_files"].find({"state": "stored"}).to_list()}
+    # a file whose last PATCH was cut off by the kill must still reach the run (not just report a full offset)
+    assert len(events) == 1, f"not stored: {sorted(set(folder) - stored)}"
     assert {f["path"]: (f["size"], f["sha256"]) for f in events[0]["data"]["files"]} == folder
 
 
@@ -204,3 +207,31 @@ async def test_agent_uploads_a_nextseq_bgzf_run(
     assert run["status"] == "uploaded" and run["run_info"]["basecall_format"] == "bcl.bgzf"
     events = await _uploaded_events(ingest_db)
     assert {f["path"]: (f["size"], f["sha256"]) for f in events[0]["data"]["files"]} == _folder(run_dir)
+
+
+async def test_agent_memory_does_not_grow_with_the_chunk_size(
+    client: TestClient, auth: dict[str, str], ingest_db: Any, ingest_settings: IngestSettings, tmp_path: Path
+) -> None:
+    """Chunks are hashed and streamed from the file in 1 MiB pieces: with 16 MiB chunks, a 40 MiB file (three
+    PATCHes) and a 3 MiB one (one creation-with-upload) are sent without any chunk-sized allocation — client and
+    server share this process, so the peak covers both."""
+    run_dir = tmp_path / "240601_A00123_0045_AHSIMXXDSX"
+    await asyncio.to_thread(
+        simulate_run, run_dir, fmt="bcl", clusters=200, tiles=1, reads=(4, 4), samples=1, truth=False
+    )
+    (run_dir / "InterOp").mkdir(exist_ok=True)
+    (run_dir / "InterOp" / "big.bin").write_bytes(os.urandom(40 << 20))
+    (run_dir / "InterOp" / "mid.bin").write_bytes(os.urandom(3 << 20))
+    token = auth["Authorization"].split()[1]
+    tracemalloc.start()
+    try:
+        async with SeqhubClient(str(client.make_url("")), token=token) as api:
+            uploader = RunUploader(api, run_dir, parallel=1, chunk_size=16 << 20, journal_path=tmp_path / "j.jsonl")
+            run_id = await asyncio.wait_for(uploader.run(), 120)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"peak {peak / (1 << 20):.1f} MiB"
+    events = await _uploaded_events(ingest_db)
+    assert {f["path"]: (f["size"], f["sha256"]) for f in events[0]["data"]["files"]} == _folder(run_dir)
+    assert _folder(ingest_settings.common.files_root / "runs" / run_id) == _folder(run_dir)

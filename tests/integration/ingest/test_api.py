@@ -466,3 +466,27 @@ async def test_delete_abandoned_run(
     assert (await client.delete(f"/ingest/runs/{run['id']}", headers=auth)).status == 204
     assert (await client.get(f"/ingest/runs/{run['id']}", headers=auth)).status == 404
     assert not (ingest_settings.common.files_root / "runs" / run["id"]).exists()
+
+
+async def test_head_hands_a_complete_upload_to_its_run(
+    client: TestClient, auth: dict[str, str], register: Any, ingest_db: Any, ingest_settings: IngestSettings
+) -> None:
+    """A process that died (or a client that left) between recording the last byte and storing the file leaves an
+    upload `complete` but not in its run; HEAD then reports the full offset only after handing it over."""
+    run = await register()
+    location = await _create(client, auth, run["id"], "late.bin", 5)
+    upload_id = location.rsplit("/", 1)[-1]
+    part = ingest_settings.common.data_root / "ingest" / "uploads" / upload_id[:2] / f"{upload_id}.part"
+    part.write_bytes(b"hello")
+    digest = hashlib.sha256(b"hello").hexdigest()
+    await ingest_db["uploads"].update_one(
+        {"_id": upload_id}, {"$set": {"offset": 5, "state": "complete", "sha256": digest}}
+    )
+    assert await ingest_db["run_files"].count_documents({"path": "late.bin"}) == 0
+    response = await client.head(location, headers={**auth, **tus()})
+    assert response.status == 200 and response.headers["Upload-Offset"] == "5"
+    stored = await ingest_db["run_files"].find_one({"path": "late.bin"})
+    assert stored is not None and stored["state"] == "stored" and stored["sha256"] == digest
+    root = ingest_settings.common.files_root / "runs" / run["id"]
+    assert (root / "late.bin").read_bytes() == b"hello"
+    assert (await ingest_db["uploads"].find_one({"_id": upload_id}))["state"] == "stored"

@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -211,3 +213,108 @@ async def test_concurrent_patches_from_two_processes_one_wins(
             assert response.status == 204 and response.headers["Upload-Offset"] == "2000"
     finally:
         second.stop()
+
+
+async def test_sweep_removes_the_part_file_of_a_server_killed_mid_creation_with_upload(
+    server: IngestProcess, common_settings: CommonSettings, token_minter: TokenMinter, ingest_db: Any
+) -> None:
+    """A process killed while receiving a whole file in one creation-with-upload request leaves a part file that no
+    upload document names. The sweep of a (restarted) server removes it once it is older than the orphan age, and
+    leaves alone: a live upload's part file (however old), a recent record-less part file (a request of another
+    process), and the part file of a request of its own process that pauses mid-body past the age."""
+    auth = token_minter.bearer("instrument-1", "ingest:upload")
+    parts = common_settings.data_root / "ingest" / "uploads"
+    octet = {**auth, **tus(), "Content-Type": "application/offset+octet-stream"}
+
+    def part_files() -> set[Path]:
+        return set(parts.rglob("*.part"))
+
+    async def wait_for_new_part(before: set[Path], size: int) -> Path:
+        for _ in range(500):
+            new = [p for p in part_files() - before if p.stat().st_size >= size]
+            if new:
+                return new[0]
+            await asyncio.sleep(0.02)
+        raise AssertionError("no part file appeared")
+
+    async with aiohttp.ClientSession() as http:
+        response = await http.post(
+            f"{server.url}/ingest/runs",
+            headers=auth,
+            json={"name": "orphans", "run_info_xml": TINY_XML, "format": "bcl"},
+        )
+        run_id = (await response.json())["id"]
+        response = await http.post(
+            f"{server.url}/ingest/files/",
+            headers={**auth, **tus(), "Upload-Length": "1000", "Upload-Metadata": metadata(run_id=run_id, path="live")},
+        )
+        live_url = response.headers["Location"]
+        response = await http.patch(live_url, data=b"L" * 500, headers={**octet, "Upload-Offset": "0"})
+        assert response.status == 204
+        (live,) = part_files()
+
+        async def slow_body(total: int, held: asyncio.Event | None = None) -> AsyncIterator[bytes]:
+            for i in range(0, total, 256 * 1024):
+                yield b"o" * 256 * 1024
+                if held is not None and i >= 2 << 20:
+                    await held.wait()
+                    held = None
+                await asyncio.sleep(0.01)
+
+        creation = {**octet, "Upload-Length": str(8 << 20)}
+        doomed = asyncio.create_task(
+            http.post(
+                f"{server.url}/ingest/files/",
+                data=slow_body(8 << 20),
+                headers={**creation, "Upload-Metadata": metadata(run_id=run_id, path="orphan")},
+            )
+        )
+        orphan = await wait_for_new_part({live}, 1 << 20)
+        server.kill()
+        with pytest.raises(aiohttp.ClientError):
+            await doomed
+        assert orphan.exists() and await ingest_db["uploads"].find_one({"_id": orphan.stem}) is None
+
+        # a record-less part file with recent bytes: another process's request, still in progress
+        fresh = parts / "ab" / ("ab" + "0" * 30 + ".part")
+        fresh.parent.mkdir(exist_ok=True)
+        fresh.write_bytes(b"f" * 1000)
+        old = time.time() - 2 * 3600
+        for path in (orphan, live):
+            os.utime(path, (old, old))
+
+        server.env.update(
+            SEQHUB_INGEST_SWEEP="true",
+            SEQHUB_INGEST_SWEEP_INTERVAL_SECONDS="0.2",
+            SEQHUB_INGEST_ORPHAN_PART_SECONDS="600",
+        )
+        server.start()
+        # a request of the restarted server that pauses mid-body with bytes older than the age
+        gate = asyncio.Event()
+        paused = asyncio.create_task(
+            http.post(
+                f"{server.url}/ingest/files/",
+                data=slow_body(4 << 20, gate),
+                headers={
+                    **creation,
+                    "Upload-Length": str(4 << 20),
+                    "Upload-Metadata": metadata(run_id=run_id, path="paused"),
+                },
+            )
+        )
+        in_progress = await wait_for_new_part({live, orphan, fresh}, 2 << 20)
+        os.utime(in_progress, (old, old))
+        for _ in range(150):
+            if not orphan.exists():
+                break
+            await asyncio.sleep(0.1)
+        assert not orphan.exists(), "the sweep left the orphan part file"
+        await asyncio.sleep(0.6)  # a few more sweeps
+        assert live.read_bytes() == b"L" * 500 and fresh.exists() and in_progress.exists()
+        gate.set()
+        response = await paused
+        assert response.status == 201, await response.text()
+        assert (common_settings.files_root / "runs" / run_id / "paused").stat().st_size == 4 << 20
+        response = await http.patch(live_url, data=b"M" * 500, headers={**octet, "Upload-Offset": "500"})
+        assert response.status == 204 and response.headers["Upload-Offset"] == "1000"
+        assert (common_settings.files_root / "runs" / run_id / "live").read_bytes() == b"L" * 500 + b"M" * 500

@@ -113,3 +113,65 @@ async def test_concat_joins_parts_in_order(tmp_path: Path) -> None:
     size, digest = await parts.concat(UID, ids)
     assert parts.path(UID).read_bytes() == b"".join(chunks)
     assert (size, digest) == (303, hashlib.sha256(b"".join(chunks)).hexdigest())
+
+
+def test_stale_lists_only_old_part_files_not_in_use_and_remove_stale_checks_again(tmp_path: Path) -> None:
+    parts = PartFiles(tmp_path)
+    old_id, young_id, busy_id = "aa" + "1" * 30, "bb" + "2" * 30, "cc" + "3" * 30
+    for upload_id in (old_id, young_id, busy_id):
+        parts.create(upload_id)
+    misplaced = tmp_path / "dd" / ("ee" + "4" * 30 + ".part")  # not under its own two-digit folder
+    other = tmp_path / "aa" / "notes.txt"
+    concat = parts.path(old_id).with_suffix(".concat")
+    for path in (misplaced, other, concat):
+        path.parent.mkdir(exist_ok=True)
+        path.touch()
+    for path in (parts.path(old_id), parts.path(busy_id), misplaced, other, concat):
+        os.utime(path, (1_000_000, 1_000_000))
+    with parts.in_use(busy_id):
+        assert parts.stale(3600) == [old_id]
+        assert parts.remove_stale([old_id, young_id, busy_id], 3600) == 1
+    assert not parts.path(old_id).exists()
+    assert parts.path(young_id).exists() and parts.path(busy_id).exists()
+    assert misplaced.exists() and other.exists() and concat.exists()
+    assert parts.stale(3600) == [busy_id]  # no longer in use
+    os.utime(parts.path(busy_id))  # written since it was listed: kept
+    assert parts.remove_stale([busy_id], 3600) == 0 and parts.path(busy_id).exists()
+    assert PartFiles(tmp_path / "missing").stale(0) == []
+
+
+async def test_a_part_file_is_in_use_while_appended(tmp_path: Path) -> None:
+    parts = PartFiles(tmp_path, buffer_size=1 << 20)
+    parts.create(UID)
+    seen: list[list[str]] = []
+
+    async def watched() -> AsyncIterator[bytes]:
+        yield b"x" * 8192  # below the buffer: nothing written yet, so only the in-use mark spares the file
+        os.utime(parts.path(UID), (1_000_000, 1_000_000))
+        seen.append(parts.stale(60))
+        yield b"y"
+
+    await parts.append(UID, 0, watched(), limit=None, checksum=None)
+    assert seen == [[]]
+    os.utime(parts.path(UID), (1_000_000, 1_000_000))
+    assert parts.stale(60) == [UID]
+
+
+def test_leftover_concatenation_temporaries_are_removed_once_old(tmp_path: Path) -> None:
+    """A concatenation killed midway leaves `<id>.concat` (the merged file is only renamed into place at the end):
+    never valid, removed once unwritten for the age; a young one (a concatenation running now) is kept."""
+    parts = PartFiles(tmp_path)
+    old_id, young_id = "aa" + "1" * 30, "bb" + "2" * 30
+    for upload_id in (old_id, young_id):
+        parts.create(upload_id)
+    old_tmp = parts.path(old_id).with_suffix(".concat")
+    young_tmp = parts.path(young_id).with_suffix(".concat")
+    stray = tmp_path / "aa" / "notes.concat"  # not an upload id: not ours to remove
+    for path in (old_tmp, young_tmp, stray):
+        path.write_bytes(b"partial merge")
+    for path in (old_tmp, stray, parts.path(old_id)):
+        os.utime(path, (1_000_000, 1_000_000))
+    assert parts.remove_stale_temporaries(3600) == 1
+    assert not old_tmp.exists()
+    assert young_tmp.exists() and stray.exists() and parts.path(old_id).exists()  # part files: not this sweep's
+    assert PartFiles(tmp_path / "missing").remove_stale_temporaries(0) == 0
