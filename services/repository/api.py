@@ -6,11 +6,11 @@ chosen by the collection segment of the path (`/studies`, `/samples`, ...).
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
-from email.utils import format_datetime
+import time
+from datetime import datetime
 from typing import Any
 
+import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
@@ -18,7 +18,7 @@ from libs.common import keys as common_keys
 from libs.common.errors import BadRequest, NotFound, UnsupportedMediaType
 
 from . import keys, representation, service
-from .bodies import parse_body
+from .bodies import parse_body, parse_elements
 from .models import ListQuery, Page, Resource, ResourceType, Review, ReviewDecision, ReviewStatus
 from .negotiation import Representation, negotiate, request_format
 from .uploads import read_multipart
@@ -43,9 +43,8 @@ def _rtype(request: web.Request) -> ResourceType:
 
 
 def _base(request: web.Request) -> str:
-    """Absolute URL of the service root, whether mounted under /repository or not."""
-    studies = request.app.router["studies"].canonical  # "/repository/studies" when mounted
-    return f"{request.scheme}://{request.host}{studies.removesuffix('/studies')}"
+    """Absolute URL of the service root, whether mounted under /repository or not (prefix found at start-up)."""
+    return f"{request.scheme}://{request.host}{request.app[keys.mount_path]}"
 
 
 def _store(request: web.Request) -> service.ResourceStore:
@@ -80,19 +79,18 @@ def _render(
     request: web.Request, resource: Resource, rep: Representation, media: str, *, status: int = 200
 ) -> web.Response:
     base = _base(request)
-    link_list = representation.links(resource, base)
+    headers = {
+        "Content-Type": media if rep is not Representation.HTML else "text/html; charset=utf-8",
+        "ETag": _etag(resource, rep),
+        "Last-Modified": _http_date(resource.modified),
+        "Vary": "Accept, Authorization",
+    }
     if rep is Representation.XML:
-        response = web.Response(body=representation.to_xml([resource]), status=status)
-        response.headers["Link"] = representation.link_header(link_list)
-    elif rep is Representation.HTML:
-        response = web.Response(text=representation.to_html(resource, base), status=status)
-    else:
-        response = web.Response(text=json.dumps(representation.to_json(resource, base)), status=status)
-    response.headers["Content-Type"] = media if rep is not Representation.HTML else "text/html; charset=utf-8"
-    response.headers["ETag"] = _etag(resource, rep)
-    response.headers["Last-Modified"] = _http_date(resource.modified)
-    response.headers["Vary"] = "Accept, Authorization"
-    return response
+        headers["Link"] = representation.link_header(representation.links(resource, base))
+        return web.Response(body=representation.to_xml([resource]), status=status, headers=headers)
+    if rep is Representation.HTML:
+        return web.Response(body=representation.to_html(resource, base).encode(), status=status, headers=headers)
+    return web.Response(body=orjson.dumps(representation.to_json(resource, base)), status=status, headers=headers)
 
 
 def _write_media(request: web.Request, rtype: ResourceType) -> tuple[str, Representation]:
@@ -135,7 +133,7 @@ def _page_response(request: web.Request, page: Page, rtype: ResourceType, query:
     elif rep is Representation.HTML:
         response = web.Response(text=representation.page_html(page, base, rtype))
     else:
-        response = web.Response(text=json.dumps(representation.page_json(page, base, rtype)))
+        response = web.Response(body=orjson.dumps(representation.page_json(page, base, rtype)))
     response.headers["Content-Type"] = media if rep is not Representation.HTML else "text/html; charset=utf-8"
     links = [f'<{request.url.with_query(_without(request, "after"))}>; rel="first"']
     if page.next_after:
@@ -202,8 +200,12 @@ async def _create(request: web.Request, rtype: ResourceType, parent: tuple[Resou
         )
         media, rep = rtype.info.json_type, Representation.JSON
     else:
-        body, files = await _read_body(request, rtype), []
+        content = request_format(request.headers.get("Content-Type"), rtype, multipart=rtype in MULTIPART_TYPES)
+        elements = parse_elements(await request.read(), content, rtype)
         media, rep = _write_media(request, rtype)
+        if len(elements) > 1:
+            return await _create_set(request, rtype, parent, elements, media, rep)
+        body, files = elements[0], []
     try:
         result = await service.create_resource(
             rtype,
@@ -225,6 +227,39 @@ async def _create(request: web.Request, rtype: ResourceType, parent: tuple[Resou
         return response
     response = _render(request, result, rep, media, status=201)
     response.headers["Location"] = representation.item_url(_base(request), rtype, result.accession)
+    return response
+
+
+async def _create_set(
+    request: web.Request,
+    rtype: ResourceType,
+    parent: tuple[ResourceType, str] | None,
+    elements: list[dict[str, Any]],
+    media: str,
+    rep: Representation,
+) -> web.Response:
+    """A ``*_SET`` with several elements: 201 with the created set (``Link: rel="item"`` per resource, no single
+    Location), or 202 listing one review per element; all or nothing."""
+    settings = request.app[keys.settings]
+    results = await service.create_resources(
+        rtype, elements, caller=_caller(request), store=_store(request), review_types=settings.review_type_set,
+        parent=parent,
+    )
+    base = _base(request)
+    if results and isinstance(results[0], Review):
+        reviews = [r for r in results if isinstance(r, Review)]
+        urls = [f"{base}/{rtype.info.collection}-to-review/{review.id}" for review in reviews]
+        return web.json_response(representation.accepted_set_for_review(rtype, urls), status=202)
+    resources = [r for r in results if isinstance(r, Resource)]
+    if rep is Representation.XML:
+        response = web.Response(body=representation.to_xml(resources), status=201)
+    else:
+        body = {"resources": [representation.to_json(r, base) for r in resources], "count": len(resources)}
+        response = web.Response(body=orjson.dumps(body), status=201)
+    response.headers["Content-Type"] = media
+    response.headers["Link"] = ", ".join(
+        f'<{representation.item_url(base, rtype, r.accession)}>; rel="item"' for r in resources
+    )
     return response
 
 
@@ -374,4 +409,5 @@ async def decide_review(request: web.Request) -> web.Response:
 
 
 def _http_date(value: datetime) -> str:
-    return format_datetime(value.astimezone(UTC).replace(microsecond=0), usegmt=True)
+    """IMF-fixdate of the time floored to the second (aiohttp's own `last_modified` setter rounds up)."""
+    return time.strftime("%a, %d %b %Y %H:%M:%S GMT", value.utctimetuple())

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
@@ -11,13 +14,14 @@ from aiohttp import web
 from libs.common import keys as common_keys
 from libs.common.auth import BasicVerifier as VerifyBasic
 from libs.common.web import service_app
-from services.repository import api, consumers, keys, store
+from services.repository import api, consumers, keys, service, store
 from services.repository.basic import BasicVerifier, HttpIntrospector
 from services.repository.errors import render_error
 from services.repository.settings import RepositorySettings
 from services.repository.sra import load_schemas
 
 PREFIX = "/repository"
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: RepositorySettings) -> web.Application:
@@ -39,6 +43,8 @@ def create_app(settings: RepositorySettings) -> web.Application:
 async def _repository_ctx(app: web.Application) -> AsyncIterator[None]:
     """Compile the SRA schemas (off the loop), build the store and the Basic verifier."""
     settings = app[keys.settings]
+    # mounted (add_subapp) before start-up, so the prefix is final; links are built from it on every response
+    app[keys.mount_path] = app.router["studies"].canonical.removesuffix("/studies")
     await asyncio.to_thread(load_schemas)
     app[keys.resource_store] = store.MongoResourceStore(app[common_keys.mongo_db], app[common_keys.outbox])
     if settings.introspection_client_secret:
@@ -50,4 +56,26 @@ async def _repository_ctx(app: web.Application) -> AsyncIterator[None]:
         )
         verifier: VerifyBasic = BasicVerifier(introspect, ttl=settings.basic_cache_seconds)
         app[common_keys.basic_verifier] = verifier
+    stop, sweeper = asyncio.Event(), None
+    if settings.hold_sweep_seconds > 0:
+        sweeper = asyncio.create_task(
+            _release_held(app[keys.resource_store], settings.hold_sweep_seconds, stop), name="repository:hold-sweep"
+        )
     yield
+    if sweeper is not None:
+        stop.set()  # not cancelled: a sweep in flight finishes its database calls before the client closes
+        await sweeper
+
+
+async def _release_held(resource_store: service.ResourceStore, every: float, stop: asyncio.Event) -> None:
+    """Release held objects whose HoldUntilDate has come, now and then every `every` seconds, until `stop`."""
+    while not stop.is_set():
+        try:
+            released = await service.release_due(resource_store, today=datetime.now(UTC).date())
+            if released:
+                log.info("released held objects", extra={"accessions": [r.accession for r in released]})
+        except Exception:
+            log.warning("hold sweep failed; retrying at the next interval", exc_info=True)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(every):
+                await stop.wait()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -50,10 +50,7 @@ class ResourceType(enum.Enum):
 
     @classmethod
     def from_collection(cls, collection: str) -> ResourceType:
-        for rtype in cls:
-            if rtype.info.collection == collection:
-                return rtype
-        raise KeyError(collection)
+        return _BY_COLLECTION[collection]
 
     @classmethod
     def from_name(cls, name: str) -> ResourceType:
@@ -68,6 +65,9 @@ class ResourceType(enum.Enum):
             if tag in (rtype.info.set_tag, rtype.info.tag):
                 return rtype
         return None
+
+
+_BY_COLLECTION: dict[str, ResourceType] = {rtype.info.collection: rtype for rtype in ResourceType}
 
 
 def format_accession(rtype: ResourceType, number: int) -> str:
@@ -121,6 +121,18 @@ class DataFile(BaseModel):
     md5: str | None = None
 
 
+class ActionResult(BaseModel):
+    """What one executed SUBMISSION action did (kept with the submission as its receipt)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    action: str  # RELEASE, HOLD, SUPPRESS, CANCEL, KILL
+    target: str  # accession
+    type: str  # resource type name
+    result: str  # "public", "private" or "deleted"
+    hold_until: date | None = None
+
+
 class Resource(BaseModel):
     """A stored resource: the GMI JSON body (the XSD element in GMI form) plus bookkeeping."""
 
@@ -138,6 +150,8 @@ class Resource(BaseModel):
     created: datetime
     modified: datetime
     analysis_meta: dict[str, Any] | None = None
+    receipt: tuple[ActionResult, ...] = ()  # submissions: what their actions did
+    hold_until: date | None = None  # private until this day (HOLD / SUPPRESS with HoldUntilDate), then released
 
     @property
     def etag(self) -> str:

@@ -7,6 +7,7 @@ rendered at the edge). No aiohttp here.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 
 from libs.common.errors import NotAcceptable, UnsupportedMediaType
@@ -63,8 +64,9 @@ def _quality(ranges: list[MediaRange], media_type: str) -> float:
     return best.q if best else 0.0
 
 
-def offers(rtype: ResourceType | None, *, html: bool = True) -> list[tuple[str, Representation]]:
-    """What a resource can be served as, in server preference order (versioned JSON first)."""
+@functools.cache
+def offers(rtype: ResourceType | None, *, html: bool = True) -> tuple[tuple[str, Representation], ...]:
+    """What a resource can be served as, in server preference order (versioned JSON first); built once."""
     out: list[tuple[str, Representation]] = []
     if rtype is not None:
         out += [(rtype.info.json_type, Representation.JSON), (rtype.info.xml_type, Representation.XML)]
@@ -73,14 +75,17 @@ def offers(rtype: ResourceType | None, *, html: bool = True) -> list[tuple[str, 
         out.append(("application/xml", Representation.XML))
     if html:
         out.append(("text/html", Representation.HTML))
-    return out
+    return tuple(out)
 
 
+@functools.lru_cache(maxsize=512)
 def negotiate(accept: str | None, rtype: ResourceType | None, *, html: bool = True) -> tuple[str, Representation]:
     """Pick the media type to answer with; ``NotAcceptable`` (406) when the client accepts none of them.
 
     Ties on q go to the server's preference (versioned JSON first). A client asking for the generic
     ``application/json`` (as in the draft's examples) gets that label on the same GMI JSON body.
+    Clients send a handful of distinct Accept headers, so answers are memoised (bounded: a client varying
+    its header only evicts entries; a 406 is never cached and is recomputed).
     """
     ranges = parse_accept(accept)
     best: tuple[float, int, str, Representation] | None = None

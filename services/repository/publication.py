@@ -20,9 +20,13 @@ from libs.common.events import (
     AnalysisWithdrawnData,
     Event,
     FileRef,
+    ReviewDecided,
+    ReviewDecidedData,
+    ReviewRequested,
+    ReviewRequestedData,
 )
 
-from .models import DataFile, Resource, ResourceType, Visibility
+from .models import DataFile, Resource, ResourceType, Review, ReviewStatus, Visibility
 
 VARIANT_SUFFIXES = (".vcf", ".vcf.gz", ".bcf")
 EXPRESSION_SUFFIXES = {".tsv": "tsv", ".tsv.gz": "tsv", ".loom": "loom"}
@@ -128,3 +132,31 @@ def events_for_change(before: Resource | None, after: Resource | None) -> list[E
             )
         ]
     return []
+
+
+def review_requested(review: Review) -> ReviewRequested:
+    """A resource was parked for human review (written with the review, in one transaction)."""
+    alias = review.body.get("alias")
+    return ReviewRequested(
+        data=ReviewRequestedData(
+            review_id=review.id,
+            resource_type=review.rtype.info.name,
+            alias=alias if isinstance(alias, str) else None,
+            owner=review.owner,
+        )
+    )
+
+
+def review_decided(review: Review, reviewer: str | None) -> ReviewDecided:
+    """A reviewer approved (the resource now exists) or rejected a review."""
+    return ReviewDecided(
+        data=ReviewDecidedData(
+            review_id=review.id,
+            resource_type=review.rtype.info.name,
+            decision="approved" if review.status is ReviewStatus.APPROVED else "rejected",
+            accession=review.accession,
+            owner=review.owner,
+            reviewer=reviewer,
+            comment=review.comment,
+        )
+    )

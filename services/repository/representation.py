@@ -34,47 +34,53 @@ def collection_url(base: str, rtype: ResourceType) -> str:
     return f"{base}/{rtype.info.collection}"
 
 
+def _rel(name: str) -> str:
+    return GMI_LINKS + name
+
+
+# relation names, joined with the GMI prefix once
+REL_STUDY, REL_STUDY_SAMPLES, REL_RELATED_STUDIES = _rel("study"), _rel("study/samples"), _rel("study/related-studies")
+REL_SAMPLE_EXPERIMENTS, REL_SAMPLE = _rel("study/sample/experiments"), _rel("study/sample")
+REL_EXPERIMENT_RUNS, REL_EXPERIMENT = _rel("study/sample/experiment/runs"), _rel("study/sample/experiment")
+REL_RUN_ANALYSES, REL_RUN_DATA = _rel("study/sample/experiment/analyses"), _rel("run/data")
+REL_ANALYSIS_SAMPLE, REL_ANALYSIS_RUN = _rel("sample"), _rel("run")
+REL_SUBMITTER, REL_RELATED_RESOURCES = _rel("submitter"), _rel("related-resources")
+
+
 def links(resource: Resource, base: str) -> list[dict[str, str]]:
     """The link relations the GMI draft names for this type (``self`` first)."""
-    self_url = item_url(base, resource.rtype, resource.accession)
+    rtype, parents = resource.rtype, resource.parents
+    self_url = item_url(base, rtype, resource.accession)
     out = [{"rel": "self", "href": self_url}]
-
-    def add(rel: str, href: str) -> None:
-        out.append({"rel": GMI_LINKS + rel, "href": href})
-
-    parents = resource.parents
-    rtype = resource.rtype
     if rtype is ResourceType.STUDY:
-        add("study", collection_url(base, ResourceType.STUDY))
-        add("study/samples", f"{self_url}/samples")
-        add("study/related-studies", f"{self_url}/related-studies")
-    if rtype is ResourceType.SAMPLE:
+        out.append({"rel": REL_STUDY, "href": f"{base}/studies"})
+        out.append({"rel": REL_STUDY_SAMPLES, "href": f"{self_url}/samples"})
+        out.append({"rel": REL_RELATED_STUDIES, "href": f"{self_url}/related-studies"})
+    elif rtype is ResourceType.SAMPLE:
         if parents.study:
             study_url = item_url(base, ResourceType.STUDY, parents.study)
-            add("study", study_url)
-            add("study/samples", f"{study_url}/samples")
-        add("study/sample/experiments", f"{self_url}/experiments")
-    if rtype is ResourceType.EXPERIMENT:
+            out.append({"rel": REL_STUDY, "href": study_url})
+            out.append({"rel": REL_STUDY_SAMPLES, "href": f"{study_url}/samples"})
+        out.append({"rel": REL_SAMPLE_EXPERIMENTS, "href": f"{self_url}/experiments"})
+    elif rtype is ResourceType.EXPERIMENT:
         if parents.study:
-            add("study", item_url(base, ResourceType.STUDY, parents.study))
+            out.append({"rel": REL_STUDY, "href": item_url(base, ResourceType.STUDY, parents.study)})
         if parents.sample:
-            add("study/sample", item_url(base, ResourceType.SAMPLE, parents.sample))
-        add("study/sample/experiment/runs", f"{self_url}/runs")
-    if rtype is ResourceType.RUN:
+            out.append({"rel": REL_SAMPLE, "href": item_url(base, ResourceType.SAMPLE, parents.sample)})
+        out.append({"rel": REL_EXPERIMENT_RUNS, "href": f"{self_url}/runs"})
+    elif rtype is ResourceType.RUN:
         if parents.experiment:
-            add("study/sample/experiment", item_url(base, ResourceType.EXPERIMENT, parents.experiment))
-        add("study/sample/experiment/analyses", f"{self_url}/analyses")
-        add("run/data", f"{self_url}/data")
-    if rtype is ResourceType.ANALYSIS:
+            out.append({"rel": REL_EXPERIMENT, "href": item_url(base, ResourceType.EXPERIMENT, parents.experiment)})
+        out.append({"rel": REL_RUN_ANALYSES, "href": f"{self_url}/analyses"})
+        out.append({"rel": REL_RUN_DATA, "href": f"{self_url}/data"})
+    elif rtype is ResourceType.ANALYSIS:
         if parents.study:
-            add("study", item_url(base, ResourceType.STUDY, parents.study))
-        for sample in parents.samples:
-            add("sample", item_url(base, ResourceType.SAMPLE, sample))
-        for run in parents.runs:
-            add("run", item_url(base, ResourceType.RUN, run))
-    if rtype in (ResourceType.STUDY, ResourceType.SAMPLE):
-        add("submitter", f"{base}/submitters/{quote(resource.owner, safe='')}")
-    add("related-resources", f"{self_url}/related-resources")
+            out.append({"rel": REL_STUDY, "href": item_url(base, ResourceType.STUDY, parents.study)})
+        out += [{"rel": REL_ANALYSIS_SAMPLE, "href": item_url(base, ResourceType.SAMPLE, a)} for a in parents.samples]
+        out += [{"rel": REL_ANALYSIS_RUN, "href": item_url(base, ResourceType.RUN, a)} for a in parents.runs]
+    if rtype is ResourceType.STUDY or rtype is ResourceType.SAMPLE:
+        out.append({"rel": REL_SUBMITTER, "href": f"{base}/submitters/{quote(resource.owner, safe='')}"})
+    out.append({"rel": REL_RELATED_RESOURCES, "href": f"{self_url}/related-resources"})
     return out
 
 
@@ -141,6 +147,10 @@ def to_json(resource: Resource, base: str) -> dict[str, Any]:
     ext = external_ids(resource.body)
     if ext:
         doc["external_ids"] = ext
+    if resource.hold_until:
+        doc["hold_until"] = resource.hold_until.isoformat()
+    if resource.receipt:
+        doc["receipt"] = [a.model_dump(mode="json", exclude_none=True) for a in resource.receipt]
     if resource.files:
         doc["files"] = [
             {
@@ -179,6 +189,17 @@ def accepted_for_review(review: Review, url: str) -> dict[str, Any]:
             f"the metadata and found no errors; human review is required. See {url} to monitor the review."
         ),
         "links": [{"rel": "self", "href": url}],
+    }
+
+
+def accepted_set_for_review(rtype: ResourceType, urls: list[str]) -> dict[str, Any]:
+    return {
+        "response": (
+            f"Your {len(urls)} {rtype.info.collection} have been accepted for review. Automated parsers have verified "
+            "the metadata and found no errors; human review is required. Follow each review link to monitor it."
+        ),
+        "reviews": urls,
+        "links": [{"rel": "review", "href": url} for url in urls],
     }
 
 

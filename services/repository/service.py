@@ -12,13 +12,14 @@ import asyncio
 import re
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from libs.common.errors import BadRequest, Conflict, NotFound, PreconditionFailed
 from libs.common.events import Event
 
-from . import access, metrics, publication
+from . import access, metrics, publication, submissions
 from .access import Caller
 from .models import (
     DataFile,
@@ -36,7 +37,9 @@ from .models import (
 )
 from .sra import InvalidDocument, validate_gmi
 
-SERVER_KEYS = frozenset({"links", "external_ids", "files", "created", "modified", "submitter", "visibility"})
+SERVER_KEYS = frozenset(
+    {"links", "external_ids", "files", "created", "modified", "submitter", "visibility", "receipt", "hold_until"}
+)
 OUR_ACCESSION = re.compile(r"^SH[PSXRZA]\d{6,}$")
 
 
@@ -55,6 +58,14 @@ class AliasTaken(Conflict):
     """The owner already has a resource of this type with this alias."""
 
 
+class AliasesTaken(Conflict):
+    """409 for a set document: the owner already uses some of its aliases (listed like invalid fields)."""
+
+    def __init__(self, message: str, errors: Sequence[FieldError]) -> None:
+        super().__init__(message, extra={"invalidFields": [e.model_dump() for e in errors]})
+        self.errors = tuple(errors)
+
+
 class StaleVersion(PreconditionFailed):
     """The resource changed since the client read it (If-Match failed, or a concurrent write won)."""
 
@@ -65,9 +76,17 @@ class ResourceStore(Protocol):
     async def get(self, rtype: ResourceType, accession: str) -> Resource | None: ...
     async def get_by_alias(self, rtype: ResourceType, owner: str, alias: str) -> Resource | None: ...
     async def insert(self, resource: Resource, events: Sequence[Event] = ()) -> None: ...
+    async def insert_all(self, resources: Sequence[Resource], events: Sequence[Event] = ()) -> None: ...
+    async def insert_with_changes(
+        self,
+        resource: Resource,
+        changes: Sequence[tuple[Resource, Resource | None]],
+        events: Sequence[Event] = (),
+    ) -> None: ...
     async def replace(self, resource: Resource, *, expected_version: int, events: Sequence[Event] = ()) -> None: ...
     async def remove(self, resource: Resource, events: Sequence[Event] = ()) -> None: ...
     async def count_children(self, rtype: ResourceType, accession: str) -> int: ...
+    async def held_until(self, day: date) -> list[Resource]: ...
     async def list(
         self,
         rtype: ResourceType,
@@ -77,9 +96,11 @@ class ResourceStore(Protocol):
         viewer: str | None,
         admin: bool,
     ) -> Page: ...
-    async def insert_review(self, review: Review) -> None: ...
+    async def insert_reviews(self, reviews: Sequence[Review], events: Sequence[Event] = ()) -> None: ...
     async def get_review(self, review_id: str) -> Review | None: ...
-    async def replace_review(self, review: Review, *, expected_modified: datetime) -> None: ...
+    async def replace_review(
+        self, review: Review, *, expected_modified: datetime, events: Sequence[Event] = ()
+    ) -> None: ...
 
 
 def now() -> datetime:
@@ -141,6 +162,42 @@ async def create_resource(
     files: Sequence[DataFile] = (),
 ) -> Resource | Review:
     """POST: validate and store (201), or park for human review (202) when the type needs it."""
+    new = await _prepare(rtype, raw, caller=caller, store=store, parent=parent, files=files)
+    if rtype in review_types:
+        review = _review_of(rtype, new)
+        await store.insert_reviews([review], events=[publication.review_requested(review)])
+        return review
+    return await insert_new(
+        rtype,
+        new.body,
+        owner=new.owner,
+        parents=new.parents,
+        visibility=new.visibility,
+        files=files,
+        store=store,
+        admin=access.is_admin(caller),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _NewResource:
+    """A validated POSTed element, ready to be stored (or reviewed)."""
+
+    body: dict[str, Any]
+    visibility: Visibility
+    parents: Parents
+    owner: str
+
+
+async def _prepare(
+    rtype: ResourceType,
+    raw: dict[str, Any],
+    *,
+    caller: Caller,
+    store: ResourceStore,
+    parent: tuple[ResourceType, str] | None,
+    files: Sequence[DataFile] = (),
+) -> _NewResource:
     body, visibility = _split_meta(raw, rtype)
     body = await _with_parent_refs(rtype, body, parent=parent, caller=caller, store=store)
     body = with_files(rtype, body, files)
@@ -148,22 +205,109 @@ async def create_resource(
     validated = await validate(body, rtype)
     parents = await _resolve_parents(rtype, validated, store=store, parent=parent)
     owner = access.check_create(caller, project=await _project_of(rtype, validated, parents, store))
-    if rtype in review_types:
-        stamp = now()
-        review = Review(
-            id=uuid.uuid4().hex[:16],
-            rtype=rtype,
-            owner=owner,
-            body=validated,
-            parents=parents,
-            created=stamp,
-            modified=stamp,
-        )
-        await store.insert_review(review)
-        return review
-    return await insert_new(
-        rtype, validated, owner=owner, parents=parents, visibility=visibility, files=files, store=store
+    return _NewResource(validated, visibility, parents, owner)
+
+
+def _review_of(rtype: ResourceType, new: _NewResource) -> Review:
+    stamp = now()
+    return Review(
+        id=uuid.uuid4().hex[:16],
+        rtype=rtype,
+        owner=new.owner,
+        body=new.body,
+        parents=new.parents,
+        created=stamp,
+        modified=stamp,
     )
+
+
+async def create_resources(
+    rtype: ResourceType,
+    raws: Sequence[dict[str, Any]],
+    *,
+    caller: Caller,
+    store: ResourceStore,
+    review_types: frozenset[ResourceType] = frozenset(),
+    parent: tuple[ResourceType, str] | None = None,
+) -> list[Resource] | list[Review]:
+    """POST of a ``*_SET`` with several elements: every element is created (or parked for review), or none.
+
+    Each element goes through the same checks as a single POST. Invalid elements are reported together in one
+    400 whose paths name the element (``/SAMPLE_SET/SAMPLE[2]/…``); aliases that repeat inside the document are
+    invalid fields too; aliases the caller already uses are one 409 listing the elements. Access errors (401/403)
+    stop the request as they are. The inserts run in one transaction.
+    """
+    info = rtype.info
+    if rtype is ResourceType.SUBMISSION:
+        raise BadRequest("a SUBMISSION_SET is executed one SUBMISSION per request; post them one at a time")
+    prepared: list[_NewResource] = []
+    invalid: list[FieldError] = []
+    taken: list[FieldError] = []
+    first_seen: dict[str, int] = {}
+    for number, raw in enumerate(raws, 1):
+        where = f"/{info.set_tag}/{info.tag}[{number}]"
+        try:
+            new = await _prepare(rtype, raw, caller=caller, store=store, parent=parent)
+        except InvalidFields as exc:
+            invalid += [_in_element(error, rtype, where) for error in exc.errors]
+            continue
+        alias = new.body.get("alias")
+        if isinstance(alias, str) and alias:
+            if alias in first_seen:
+                reason = f"alias {alias!r} is also used by {info.tag}[{first_seen[alias]}] of this document"
+                invalid.append(FieldError(path=f"{where}/@alias", field="alias", reason=reason))
+            else:
+                first_seen[alias] = number
+                if rtype not in review_types and await store.get_by_alias(rtype, new.owner, alias) is not None:
+                    reason = f"you already have a {info.name} with alias {alias!r}"
+                    taken.append(FieldError(path=f"{where}/@alias", field="alias", reason=reason))
+        prepared.append(new)
+    if invalid:
+        raise InvalidFields(
+            f"{len({e.path.split(']')[0] for e in invalid})} of the {len(raws)} elements of the {info.set_tag} "
+            "are invalid; nothing was created",
+            invalid,
+        )
+    if taken:
+        raise AliasesTaken(f"{len(taken)} alias(es) of the {info.set_tag} are taken; nothing was created", taken)
+    if rtype in review_types:
+        reviews = [_review_of(rtype, new) for new in prepared]
+        await store.insert_reviews(reviews, events=[publication.review_requested(r) for r in reviews])
+        return reviews
+    stamp = now()
+    resources: list[Resource] = []
+    for new in prepared:
+        accession = await store.allocate_accession(rtype)
+        body = {"accession": accession, **{k: v for k, v in new.body.items() if k != "accession"}}
+        if not body.get("alias"):
+            body["alias"] = accession
+        resources.append(
+            Resource(
+                accession=accession,
+                rtype=rtype,
+                alias=body["alias"],
+                owner=new.owner,
+                body=body,
+                parents=new.parents,
+                visibility=new.visibility,
+                created=stamp,
+                modified=stamp,
+            )
+        )
+    events = [event for r in resources for event in publication.events_for_change(None, r)]
+    await store.insert_all(resources, events=events)
+    metrics.RESOURCES_WRITTEN.labels(type=info.name, operation="create").inc(len(resources))
+    return resources
+
+
+def _in_element(error: FieldError, rtype: ResourceType, where: str) -> FieldError:
+    """A single element's field error, re-pathed to its position in the set document."""
+    single = f"/{rtype.info.set_tag}/{rtype.info.tag}"
+    if error.path == single or error.path.startswith(single + "/"):
+        path = where + error.path[len(single) :]
+    else:
+        path = where + error.path
+    return error.model_copy(update={"path": path})
 
 
 async def insert_new(
@@ -176,10 +320,19 @@ async def insert_new(
     files: Sequence[DataFile],
     store: ResourceStore,
     accession: str | None = None,
+    admin: bool = False,
 ) -> Resource:
+    """Store a new resource; a submission's actions are checked, then executed, before it is stored."""
     alias = body.get("alias")
     if alias and await store.get_by_alias(rtype, owner, alias) is not None:
         raise AliasTaken(f"you already have a {rtype.info.name} with alias {alias!r}")
+    steps: list[submissions.Step] = []
+    if rtype is ResourceType.SUBMISSION:
+        try:
+            steps = await submissions.plan(body, owner=owner, admin=admin, store=store, today=now().date())
+        except submissions.PlanErrors as exc:
+            message = "the submission's actions cannot be executed; nothing was changed"
+            raise InvalidFields(message, exc.errors) from None
     if accession is None:
         accession = await store.allocate_accession(rtype)
     else:
@@ -199,10 +352,67 @@ async def insert_new(
         visibility=visibility,
         created=stamp,
         modified=stamp,
+        receipt=tuple(step.result() for step in steps),
     )
-    await store.insert(resource, events=publication.events_for_change(None, resource))
+    events = publication.events_for_change(None, resource)
+    if steps:
+        changes = _changes(steps)
+        events = [e for before, after in changes for e in publication.events_for_change(before, after)] + events
+        await store.insert_with_changes(resource, changes, events=events)
+        for before, after in changes:
+            operation = "delete" if after is None else "update"
+            metrics.RESOURCES_WRITTEN.labels(type=before.rtype.info.name, operation=operation).inc()
+    else:
+        await store.insert(resource, events=events)
     metrics.RESOURCES_WRITTEN.labels(type=rtype.info.name, operation="create").inc()
     return resource
+
+
+def _changes(steps: Sequence[submissions.Step]) -> list[tuple[Resource, Resource | None]]:
+    """(before, after) of every object a submission's checked actions change (after None: deleted), in order;
+    an object changed twice is chained (its second change starts from the first one's result)."""
+    latest: dict[str, Resource] = {}
+    changes: list[tuple[Resource, Resource | None]] = []
+    for step in steps:
+        current = latest.get(step.target.accession, step.target)
+        if step.visibility is None:
+            changes.append((current, None))
+        elif current.visibility is not step.visibility or current.hold_until != step.hold_until:
+            updated = current.model_copy(
+                update={
+                    "visibility": step.visibility,
+                    "hold_until": step.hold_until,  # RELEASE clears it; HOLD/SUPPRESS set (or clear) it
+                    "version": current.version + 1,
+                    "modified": next_modified(current.modified),
+                }
+            )
+            changes.append((current, updated))
+            latest[current.accession] = updated
+    return changes
+
+
+async def release_due(store: ResourceStore, *, today: date) -> list[Resource]:
+    """Make public every held object whose HoldUntilDate has come (the periodic sweep; safe in every replica:
+    each release is version-guarded, and one another writer got to first is skipped)."""
+    released: list[Resource] = []
+    for current in await store.held_until(today):
+        updated = current.model_copy(
+            update={
+                "visibility": Visibility.PUBLIC,
+                "hold_until": None,
+                "version": current.version + 1,
+                "modified": next_modified(current.modified),
+            }
+        )
+        try:
+            await store.replace(
+                updated, expected_version=current.version, events=publication.events_for_change(current, updated)
+            )
+        except StaleVersion:
+            continue
+        metrics.RESOURCES_WRITTEN.labels(type=current.rtype.info.name, operation="update").inc()
+        released.append(updated)
+    return released
 
 
 async def replace_resource(
@@ -235,6 +445,7 @@ async def replace_resource(
             files=(),
             store=store,
             accession=accession,
+            admin=access.is_admin(caller),
         )
         return created, True
     body, visibility = _split_meta(raw, rtype, default=current.visibility)
@@ -289,6 +500,7 @@ async def _update(
             "alias": validated["alias"],
             "parents": parents,
             "visibility": visibility,
+            "hold_until": None if visibility is Visibility.PUBLIC else current.hold_until,
             "version": current.version + 1,
             "modified": next_modified(current.modified),
         }
@@ -376,7 +588,9 @@ async def decide_review(review_id: str, decision: ReviewDecision, *, caller: Cal
             "modified": next_modified(review.modified),
         }
     )
-    await store.replace_review(decided, expected_modified=review.modified)
+    await store.replace_review(
+        decided, expected_modified=review.modified, events=[publication.review_decided(decided, caller.subject)]
+    )
     return decided
 
 

@@ -26,6 +26,9 @@ class RepositorySettings(BaseSettings):
     """Largest JSON/XML body (ENA's per-document limit is 15 MB); multipart file parts stream past it."""
     max_upload_bytes: int = 5 * 1024**3
     """Total size of the file parts of one multipart/mixed creation; bigger data goes through resumable upload."""
+    hold_sweep_seconds: float = Field(default=3600.0, ge=0)
+    """How often objects held until a date (SUBMISSION HOLD / SUPPRESS with HoldUntilDate) are released once the
+    date has come; also once at start-up. 0 = never."""
 
     @property
     def review_type_set(self) -> frozenset[ResourceType]:

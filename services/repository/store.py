@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel, ReturnDocument
@@ -23,6 +23,7 @@ from libs.common.events import Event
 from libs.common.outbox import Outbox
 
 from .models import (
+    ActionResult,
     DataFile,
     ListQuery,
     Page,
@@ -58,6 +59,8 @@ def _resource_indexes() -> list[IndexModel]:
         IndexModel([("parents.runs", ASCENDING)], name="parent_runs"),
         # ?modified_after= (harvesting changes)
         IndexModel([("modified", ASCENDING)], name="modified"),
+        # the hold-until sweep
+        IndexModel([("hold_until", ASCENDING)], name="hold_until"),
     ]
 
 
@@ -82,9 +85,11 @@ class MongoResourceStore:
     def __init__(self, db: AsyncDatabase[Document], outbox: Outbox) -> None:
         self._db = db
         self._outbox = outbox
+        # pymongo builds a new Collection object on every db[name]; build each once
+        self._collections = {rtype: db[rtype.info.collection] for rtype in ResourceType}
 
     def _coll(self, rtype: ResourceType) -> Any:
-        return self._db[rtype.info.collection]
+        return self._collections[rtype]
 
     async def allocate_accession(self, rtype: ResourceType) -> str:
         # Concurrent first upserts of a counter can collide (duplicate key, or no document returned by some
@@ -128,6 +133,53 @@ class MongoResourceStore:
         except DuplicateKeyError as exc:
             raise AliasTaken(f"you already have a {resource.rtype.info.name} with alias {resource.alias!r}") from exc
 
+    async def insert_all(self, resources: Sequence[Resource], events: Sequence[Event] = ()) -> None:
+        """Insert several resources of one type and their events in one transaction: all of them or none."""
+        if not resources:
+            return
+        rtype = resources[0].rtype
+        docs = [_to_doc(r) for r in resources]
+
+        async def work(session: AsyncClientSession) -> None:
+            await self._coll(rtype).insert_many(docs, session=session)
+            await self._add_events(events, session)
+
+        try:
+            await self._outbox.run_transaction(work)
+        except DuplicateKeyError as exc:
+            message = f"an alias of these {rtype.info.collection} was taken meanwhile; nothing was created"
+            raise AliasTaken(message) from exc
+
+    async def insert_with_changes(
+        self,
+        resource: Resource,
+        changes: Sequence[tuple[Resource, Resource | None]],
+        events: Sequence[Event] = (),
+    ) -> None:
+        """Insert a resource and apply version-guarded changes to others (after None: delete), with the events,
+        in one transaction: a submission and everything its actions change, or nothing."""
+        doc = _to_doc(resource)
+
+        async def work(session: AsyncClientSession) -> None:
+            for before, after in changes:
+                query = {"_id": before.accession, "version": before.version}
+                coll = self._coll(before.rtype)
+                if after is None:
+                    done = (await coll.delete_one(query, session=session)).deleted_count
+                else:
+                    update = _to_doc(after)
+                    update.pop("_id")
+                    done = (await coll.update_one(query, {"$set": update}, session=session)).matched_count
+                if not done:
+                    raise StaleVersion(f"{before.accession} was changed meanwhile; nothing was changed, submit again")
+            await self._coll(resource.rtype).insert_one(doc, session=session)
+            await self._add_events(events, session)
+
+        try:
+            await self._outbox.run_transaction(work)
+        except DuplicateKeyError as exc:
+            raise AliasTaken(f"you already have a {resource.rtype.info.name} with alias {resource.alias!r}") from exc
+
     async def replace(self, resource: Resource, *, expected_version: int, events: Sequence[Event] = ()) -> None:
         doc = _to_doc(resource)
         doc.pop("_id")
@@ -167,6 +219,14 @@ class MongoResourceStore:
         for event in events:
             await self._outbox.add(event, session=session)
 
+    async def held_until(self, day: date) -> list[Resource]:
+        """Private resources of every type whose hold ends on or before `day`."""
+        due: list[Resource] = []
+        for rtype in ResourceType:
+            cursor = self._coll(rtype).find({"hold_until": {"$lte": day.isoformat()}, "visibility": "private"})
+            due += [_from_doc(rtype, doc) for doc in await cursor.to_list(1000)]
+        return due
+
     async def count_children(self, rtype: ResourceType, accession: str) -> int:
         total = 0
         for child, field in _CHILDREN.get(rtype, []):
@@ -196,8 +256,15 @@ class MongoResourceStore:
         next_after = items[-1].accession if len(docs) > query.limit else None
         return Page(items=items, next_after=next_after)
 
-    async def insert_review(self, review: Review) -> None:
-        await self._db["reviews"].insert_one(_review_doc(review))
+    async def insert_reviews(self, reviews: Sequence[Review], events: Sequence[Event] = ()) -> None:
+        """Park resources for review (with their events) in one transaction."""
+        docs = [_review_doc(review) for review in reviews]
+
+        async def work(session: AsyncClientSession) -> None:
+            await self._db["reviews"].insert_many(docs, session=session)
+            await self._add_events(events, session)
+
+        await self._outbox.run_transaction(work)
 
     async def get_review(self, review_id: str) -> Review | None:
         doc = await self._db["reviews"].find_one({"_id": review_id})
@@ -207,10 +274,21 @@ class MongoResourceStore:
         doc["rtype"] = ResourceType.from_name(doc["rtype"])
         return Review.model_validate(doc)
 
-    async def replace_review(self, review: Review, *, expected_modified: datetime) -> None:
+    async def replace_review(
+        self, review: Review, *, expected_modified: datetime, events: Sequence[Event] = ()
+    ) -> None:
         doc = _review_doc(review)
         doc.pop("_id")
-        result = await self._db["reviews"].update_one({"_id": review.id, "modified": expected_modified}, {"$set": doc})
+
+        async def work(session: AsyncClientSession) -> Any:
+            result = await self._db["reviews"].update_one(
+                {"_id": review.id, "modified": expected_modified}, {"$set": doc}, session=session
+            )
+            if result.matched_count:
+                await self._add_events(events, session)
+            return result
+
+        result = await self._outbox.run_transaction(work)
         if not result.matched_count:
             raise StaleVersion(f"review {review.id} was decided concurrently")
 
@@ -270,10 +348,15 @@ def _to_doc(resource: Resource) -> Document:
         "title_lc": title.lower() if title else None,
         "taxon": _taxon(resource.body),
         "attrs": _attributes(resource.rtype, resource.body),
+        **({"receipt": [a.model_dump(mode="json") for a in resource.receipt]} if resource.receipt else {}),
+        # an ISO day string (BSON has no date type; ISO days sort as dates); null when not held, so that an
+        # update's $set also clears it
+        "hold_until": resource.hold_until.isoformat() if resource.hold_until else None,
     }
 
 
 def _from_doc(rtype: ResourceType, doc: Document) -> Resource:
+    # validated construction measures faster than pydantic's model_construct (pure Python) in pydantic 2
     return Resource(
         accession=doc["_id"],
         rtype=rtype,
@@ -286,6 +369,8 @@ def _from_doc(rtype: ResourceType, doc: Document) -> Resource:
         version=doc["version"],
         created=doc["created"],
         modified=doc["modified"],
+        receipt=tuple(ActionResult.model_validate(a) for a in doc.get("receipt") or ()),
+        hold_until=doc.get("hold_until"),
     )
 
 

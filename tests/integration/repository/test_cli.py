@@ -51,3 +51,28 @@ def test_split_refuses_entities_and_unknown_roots() -> None:
         split_sra_document(b'<!DOCTYPE x [<!ENTITY e "x">]><SAMPLE_SET>&e;</SAMPLE_SET>')
     with pytest.raises(UsageError, match="unsupported root"):
         split_sra_document(b"<PROJECT_SET/>")
+
+
+async def test_submit_sends_a_set_whole(
+    client: Client, token_minter: TokenMinter, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    url = str(client.make_url("")).rstrip("/")
+    token = token_minter.mint("alice", "repository:write")
+
+    async def seqhub(*argv: str) -> int:
+        return await asyncio.to_thread(main, [*argv, "--url", url, "--token", token])
+
+    def sample(alias: str, taxon: str = "9606") -> str:
+        return f'<SAMPLE alias="{alias}"><SAMPLE_NAME><TAXON_ID>{taxon}</TAXON_ID></SAMPLE_NAME></SAMPLE>'
+
+    bad = tmp_path / "bad-set.xml"
+    bad.write_text(f"<SAMPLE_SET>{sample('c-1')}{sample('c-2', 'human')}</SAMPLE_SET>")
+    assert await seqhub("repo", "submit", str(bad)) == 1
+    err = capsys.readouterr().err
+    assert "/SAMPLE_SET/SAMPLE[2]/SAMPLE_NAME/TAXON_ID" in err and "SAMPLE[1]" not in err
+    good = tmp_path / "set.xml"
+    good.write_text(f"<SAMPLE_SET>{sample('c-1')}{sample('c-2')}</SAMPLE_SET>")
+    assert await seqhub("repo", "submit", str(good)) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split("\t")[:2] for line in lines] == [["SHS000001", "c-1"], ["SHS000002", "c-2"]]
+    assert lines[0].split("\t")[2].endswith("/repository/samples/SHS000001")

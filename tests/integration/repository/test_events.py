@@ -19,6 +19,8 @@ from libs.common.events import (
     DemultiplexedRunSummary,
     DemultiplexedSample,
     FastqFile,
+    ReviewDecided,
+    ReviewRequested,
     SamplesDemultiplexed,
     SamplesDemultiplexedData,
     parse_event,
@@ -260,3 +262,40 @@ async def test_nested_chain_and_multipart_run(make_app_client: Any, alice: dict[
     assert [r["accession"] for r in runs["resources"]] == [doc["accession"]]
     blocked = await client.delete(f"/repository/experiments/{exp['accession']}", headers=alice)
     assert blocked.status == 409
+
+
+async def test_review_requests_and_decisions_are_announced_on_rabbitmq(
+    make_app_client: Any, amqp_settings: CommonSettings, amqp_url: str, alice: dict[str, str], admin: dict[str, str]
+) -> None:
+    _app, client = await make_app_client(common=amqp_settings, review_types="study")
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(amqp_settings.bus_exchange)  # declared by the app at start-up
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange, "repository.review.#")
+        study = {"alias": "rev-ev", "descriptor": {"study_title": "T", "study_type": {"existing_study_type": "Other"}}}
+        posted = await client.post("/repository/studies", json=study, headers=alice)
+        assert posted.status == 202, await posted.text()
+        review_path = posted.headers["Location"].split(str(client.make_url("")).rstrip("/"))[-1]
+        review_id = review_path.rsplit("/", 1)[1]
+        requested = await _next_event(queue)
+        assert isinstance(requested, ReviewRequested)
+        assert requested.data.review_id == review_id and requested.data.resource_type == "study"
+        assert requested.data.alias == "rev-ev" and requested.data.owner == "alice"
+
+        decided = await client.post(
+            f"{review_path}/decision", json={"decision": "approve", "comment": "fine"}, headers=admin
+        )
+        assert decided.status == 200, await decided.text()
+        accession = decided.headers["Location"].rsplit("/", 1)[1]
+        outcome = await _next_event(queue)
+        assert isinstance(outcome, ReviewDecided)
+        assert (outcome.data.decision, outcome.data.accession, outcome.data.reviewer, outcome.data.comment) == (
+            "approved",
+            accession,
+            "root",
+            "fine",
+        )
+    finally:
+        await connection.close()

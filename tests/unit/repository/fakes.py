@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from libs.common.events import Event
 from services.repository.models import (
@@ -61,6 +61,35 @@ class FakeResourceStore:
         self.items[(resource.rtype, resource.accession)] = resource
         self.events.extend(events)
 
+    async def insert_all(self, resources: Sequence[Resource], events: Sequence[Event] = ()) -> None:
+        for resource in resources:
+            if await self.get_by_alias(resource.rtype, resource.owner, resource.alias):
+                raise AliasTaken("taken")
+        for resource in resources:
+            self.items[(resource.rtype, resource.accession)] = resource
+        self.events.extend(events)
+
+    async def insert_with_changes(
+        self,
+        resource: Resource,
+        changes: Sequence[tuple[Resource, Resource | None]],
+        events: Sequence[Event] = (),
+    ) -> None:
+        staged = dict(self.items)  # all or nothing, like the store's transaction
+        for before, after in changes:
+            key = (before.rtype, before.accession)
+            if key not in staged or staged[key].version != before.version:
+                raise StaleVersion("stale")
+            if after is None:
+                del staged[key]
+            else:
+                staged[key] = after
+        if await self.get_by_alias(resource.rtype, resource.owner, resource.alias):
+            raise AliasTaken("taken")
+        staged[(resource.rtype, resource.accession)] = resource
+        self.items = staged
+        self.events.extend(events)
+
     async def replace(self, resource: Resource, *, expected_version: int, events: Sequence[Event] = ()) -> None:
         current = self.items.get((resource.rtype, resource.accession))
         if current is None or current.version != expected_version:
@@ -71,6 +100,13 @@ class FakeResourceStore:
     async def remove(self, resource: Resource, events: Sequence[Event] = ()) -> None:
         del self.items[(resource.rtype, resource.accession)]
         self.events.extend(events)
+
+    async def held_until(self, day: date) -> list[Resource]:
+        return [
+            r
+            for r in self.items.values()
+            if r.hold_until is not None and r.hold_until <= day and r.visibility is Visibility.PRIVATE
+        ]
 
     async def count_children(self, rtype: ResourceType, accession: str) -> int:
         name = rtype.info.name
@@ -100,13 +136,18 @@ class FakeResourceStore:
         page = items[: query.limit]
         return Page(items=tuple(page), next_after=page[-1].accession if len(items) > query.limit else None)
 
-    async def insert_review(self, review: Review) -> None:
-        self.reviews[review.id] = review
+    async def insert_reviews(self, reviews: Sequence[Review], events: Sequence[Event] = ()) -> None:
+        for review in reviews:
+            self.reviews[review.id] = review
+        self.events.extend(events)
 
     async def get_review(self, review_id: str) -> Review | None:
         return self.reviews.get(review_id)
 
-    async def replace_review(self, review: Review, *, expected_modified: datetime) -> None:
+    async def replace_review(
+        self, review: Review, *, expected_modified: datetime, events: Sequence[Event] = ()
+    ) -> None:
         if self.reviews[review.id].modified != expected_modified:
             raise StaleVersion("stale")
         self.reviews[review.id] = review
+        self.events.extend(events)

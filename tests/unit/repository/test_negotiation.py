@@ -50,3 +50,17 @@ def test_request_content_types() -> None:
         request_format("text/plain", SAMPLE)
     with pytest.raises(UnsupportedMediaType, match="study"):
         request_format("application/vnd.gmi.sample-v1+json", ResourceType.STUDY)
+
+
+def test_the_sra_data_format_is_not_served_and_answers_are_memoised() -> None:
+    with pytest.raises(NotAcceptable, match=r"acceptable: application/vnd\.gmi\.run-v1"):
+        negotiate("application/vnd.ncbi.run+sra", ResourceType.RUN)
+    # a client that also accepts JSON gets JSON (q-values still honoured)
+    assert negotiate("application/vnd.ncbi.run+sra, application/json;q=0.5", ResourceType.RUN) == (
+        "application/json",
+        Representation.JSON,
+    )
+    negotiate.cache_clear()
+    negotiate("application/xml", ResourceType.SAMPLE)
+    negotiate("application/xml", ResourceType.SAMPLE)
+    assert negotiate.cache_info().hits == 1

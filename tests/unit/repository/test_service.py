@@ -5,9 +5,17 @@ from __future__ import annotations
 import pytest
 
 from libs.common.errors import Conflict, Forbidden, NotFound, Unauthorized
-from libs.common.events import AnalysisPublished, AnalysisWithdrawn
+from libs.common.events import AnalysisPublished, AnalysisWithdrawn, ReviewDecidedData
 from services.repository import service
-from services.repository.models import DataFile, ListQuery, ResourceType, Review, ReviewDecision, ReviewStatus
+from services.repository.models import (
+    DataFile,
+    ListQuery,
+    Resource,
+    ResourceType,
+    Review,
+    ReviewDecision,
+    ReviewStatus,
+)
 from services.repository.sra import xml_to_gmi
 from tests.shared import SHARED
 
@@ -239,3 +247,79 @@ def test_merge_patch_follows_rfc_7396() -> None:
         "c": {"d": "e"},
     }
     assert service.merge_patch({"a": [1]}, {"a": [2]}) == {"a": [2]}
+
+
+async def test_a_set_is_created_whole_or_not_at_all() -> None:
+    store = FakeResourceStore()
+    pair = [sample("a"), sample("b")]
+    created = await service.create_resources(ResourceType.SAMPLE, pair, caller=WRITER, store=store)
+    assert [r.accession for r in created] == ["SHS000001", "SHS000002"]
+    assert all(isinstance(r, Resource) for r in created)
+    bad: list[dict[str, object]] = [
+        sample("c"),
+        {"alias": "d", "sample_name": {"taxon_id": "x"}},
+        {"alias": "e", "sampleName": 1},
+    ]
+    with pytest.raises(service.InvalidFields) as info:
+        await service.create_resources(ResourceType.SAMPLE, bad, caller=WRITER, store=store)
+    paths = [e.path for e in info.value.errors]
+    assert "/SAMPLE_SET/SAMPLE[2]/SAMPLE_NAME/TAXON_ID" in paths
+    assert "/SAMPLE_SET/SAMPLE[3]/sampleName" in paths
+    assert not any(p.startswith("/SAMPLE_SET/SAMPLE[1]") for p in paths)
+    assert "2 of the 3 elements" in info.value.message
+    with pytest.raises(service.AliasesTaken) as taken:
+        await service.create_resources(ResourceType.SAMPLE, [sample("z"), sample("b")], caller=WRITER, store=store)
+    assert [e.path for e in taken.value.errors] == ["/SAMPLE_SET/SAMPLE[2]/@alias"]
+    assert len(store.items) == 2  # nothing of the refused sets was stored
+    with pytest.raises(Forbidden):
+        await service.create_resources(ResourceType.SAMPLE, [sample("r1"), sample("r2")], caller=READER, store=store)
+
+
+async def test_an_unknown_reference_in_a_set_names_its_element() -> None:
+    store = FakeResourceStore()
+    experiment = {
+        "alias": "x1",
+        "study_ref": {"accession": "SHP000009"},
+        "design": {
+            "design_description": "d",
+            "sample_descriptor": {"accession": "ERS000001"},
+            "library_descriptor": {
+                "library_strategy": "WGS",
+                "library_source": "GENOMIC",
+                "library_selection": "RANDOM",
+                "library_layout": {"single": {}},
+            },
+        },
+        "platform": {"illumina": {"instrument_model": "Illumina NovaSeq 6000"}},
+    }
+    with pytest.raises(service.InvalidFields) as info:
+        await service.create_resources(
+            ResourceType.EXPERIMENT, [experiment, {**experiment, "alias": "x2"}], caller=WRITER, store=store
+        )
+    assert [e.path for e in info.value.errors] == [
+        "/EXPERIMENT_SET/EXPERIMENT[1]/study_ref/accession",
+        "/EXPERIMENT_SET/EXPERIMENT[2]/study_ref/accession",
+    ]
+
+
+async def test_review_requests_and_decisions_are_events_written_with_the_review() -> None:
+    store = FakeResourceStore()
+    types = frozenset({ResourceType.STUDY})
+    first = await service.create_resource(ResourceType.STUDY, STUDY, caller=WRITER, store=store, review_types=types)
+    second = await service.create_resource(
+        ResourceType.STUDY, {**STUDY, "alias": "proj-2"}, caller=WRITER, store=store, review_types=types
+    )
+    assert isinstance(first, Review) and isinstance(second, Review)
+    await service.decide_review(first.id, ReviewDecision(decision="approve"), caller=ADMIN, store=store)
+    await service.decide_review(second.id, ReviewDecision(decision="reject", comment="no"), caller=ADMIN, store=store)
+    kinds = [(type(e).__name__, getattr(e.data, "review_id", None)) for e in store.events]
+    assert kinds == [
+        ("ReviewRequested", first.id),
+        ("ReviewRequested", second.id),
+        ("ReviewDecided", first.id),
+        ("ReviewDecided", second.id),
+    ]
+    approved, rejected = (e.data for e in store.events[2:])
+    assert isinstance(approved, ReviewDecidedData) and isinstance(rejected, ReviewDecidedData)
+    assert (approved.decision, approved.accession, approved.reviewer) == ("approved", "SHP000001", "root")
+    assert (rejected.decision, rejected.accession, rejected.comment) == ("rejected", None, "no")
