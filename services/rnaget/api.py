@@ -8,9 +8,10 @@ paths, and the list routes answer with and without a trailing slash (the complia
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -22,6 +23,7 @@ from libs.common.errors import BadRequest, NotAcceptable
 from . import keys, media, metrics, params, service
 from .models import FileObject, Kind, MatrixFormat, MatrixRecord, Project, ServiceInfo, Study, Ticket
 from .service import READ_SCOPE, Access
+from .store import MetadataStore
 
 routes = web.RouteTableDef()
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -88,6 +90,23 @@ def _ticket(request: web.Request, record: MatrixRecord, p: params.Params, fmt: M
     ).dump()
 
 
+def _merged_ticket(
+    request: web.Request, kind: Kind, records: list[MatrixRecord], p: params.Params, fmt: MatrixFormat
+) -> dict[str, Any]:
+    """One ticket for the merged file: its url repeats the filters on the multi bytes route."""
+    path = request.app.router[f"{_ROUTE[kind]}_bytes"].url_for()
+    filters = {k: ",".join(v) if isinstance(v, list) else v for k, v in p.filters.items()}
+    url = _base(request) + str(path.with_query({**filters, **p.raw, "format": fmt.value}))
+    return Ticket(
+        version=service.common_value(records, "version"),
+        studyID=service.common_value(records, "studyID"),
+        fileType=fmt,
+        units=records[0].units,
+        url=url,
+        headers=_ticket_headers(request),
+    ).dump()
+
+
 def _file_object(request: web.Request, record: MatrixRecord, p: params.Params, fmt: MatrixFormat) -> dict[str, Any]:
     url = _bytes_url(request, record, p, fmt)
     return FileObject(
@@ -109,16 +128,20 @@ def _required_format(p: params.Params) -> MatrixFormat:
     return p.format
 
 
-async def _send(request: web.Request, record: MatrixRecord, p: params.Params, fmt: MatrixFormat) -> web.StreamResponse:
+async def _send(
+    request: web.Request, records: list[MatrixRecord], p: params.Params, fmt: MatrixFormat
+) -> web.StreamResponse:
+    """Stream one matrix's slice, or (several records) the slices merged into one file."""
     settings = request.app[keys.settings]
-    download = await service.plan_download(
-        record,
-        p,
-        fmt,
-        files=request.app[keys.matrix_files],
-        tmp_dir=settings.data_dir(request.app) / "tmp",
-        max_cells=settings.max_slice_cells,
-    )
+    files, tmp_dir = request.app[keys.matrix_files], settings.data_dir(request.app) / "tmp"
+    if len(records) == 1:
+        download = await service.plan_download(
+            records[0], p, fmt, files=files, tmp_dir=tmp_dir, max_cells=settings.max_slice_cells
+        )
+    else:
+        download = await service.plan_merged_download(
+            records, p, fmt, files=files, tmp_dir=tmp_dir, max_cells=settings.max_slice_cells
+        )
     try:
         first = await service.next_chunk(download.chunks)  # errors before the headers still render as JSON
         response = web.StreamResponse(
@@ -132,9 +155,15 @@ async def _send(request: web.Request, record: MatrixRecord, p: params.Params, fm
         chunk = first
         streamed = metrics.BYTES_STREAMED.labels(format=fmt.value)
         while chunk is not None:
-            await response.write(chunk)
+            # produce chunk n+1 in its worker thread while chunk n drains to the client
+            following = asyncio.ensure_future(service.next_chunk(download.chunks))
+            try:
+                await response.write(chunk)
+            except BaseException:
+                await asyncio.wait([following])  # the thread holds the generator until it is done
+                raise
             streamed.inc(len(chunk))
-            chunk = await service.next_chunk(download.chunks)
+            chunk = await following
         await response.write_eof()
         return response
     finally:
@@ -166,52 +195,37 @@ async def service_info(request: web.Request) -> web.Response:
 # -- projects and studies ------------------------------------------------------------------------------
 
 
-def _project_routes() -> None:
+def _metadata_routes(
+    collection: str,
+    id_param: str,
+    allowed: tuple[str, ...],
+    find: Callable[[MetadataStore, Mapping[str, str | list[str]]], Awaitable[Sequence[Project | Study]]],
+    get: Callable[..., Awaitable[Project | Study]],
+) -> None:
+    """Search (GET and POST), filters and by-id routes of `/projects` or `/studies` (the same shape in the spec)."""
+
     async def filters(request: web.Request) -> web.Response:
         media.json_media_type(request)
-        found = await service.project_filters(store=request.app[keys.metadata_store])
+        found = await service.metadata_filters(collection, store=request.app[keys.metadata_store])
         return media.json_response(request, [f.dump() for f in found])
 
     async def search(request: web.Request) -> web.Response:
-        p = params.parse(await _source(request), allowed=PROJECT_PARAMS)
-        found = await request.app[keys.metadata_store].find_projects(p.filters)
+        p = params.parse(await _source(request), allowed=allowed)
+        found = await find(request.app[keys.metadata_store], p.filters)
         return media.json_response(request, [x.dump() for x in found])
 
     async def by_id(request: web.Request) -> web.Response:
         media.json_media_type(request)
-        project = await service.get_project(request.match_info["projectId"], store=request.app[keys.metadata_store])
-        return media.json_response(request, project.dump())
+        item = await get(request.match_info[id_param], store=request.app[keys.metadata_store])
+        return media.json_response(request, item.dump())
 
-    for path in ("/projects", "/projects/", "/projects/search", "/projects/search/"):
+    base = f"/{collection}"
+    for path in (base, f"{base}/", f"{base}/search", f"{base}/search/"):
         routes.get(path)(search)
-    routes.post("/projects/search")(search)
-    routes.get("/projects/filters")(filters)
-    routes.get("/projects/search/filters")(filters)
-    routes.get("/projects/{projectId}")(by_id)
-
-
-def _study_routes() -> None:
-    async def filters(request: web.Request) -> web.Response:
-        media.json_media_type(request)
-        found = await service.study_filters(store=request.app[keys.metadata_store])
-        return media.json_response(request, [f.dump() for f in found])
-
-    async def search(request: web.Request) -> web.Response:
-        p = params.parse(await _source(request), allowed=STUDY_PARAMS)
-        found = await request.app[keys.metadata_store].find_studies(p.filters)
-        return media.json_response(request, [x.dump() for x in found])
-
-    async def by_id(request: web.Request) -> web.Response:
-        media.json_media_type(request)
-        study = await service.get_study(request.match_info["studyId"], store=request.app[keys.metadata_store])
-        return media.json_response(request, study.dump())
-
-    for path in ("/studies", "/studies/", "/studies/search", "/studies/search/"):
-        routes.get(path)(search)
-    routes.post("/studies/search")(search)
-    routes.get("/studies/filters")(filters)
-    routes.get("/studies/search/filters")(filters)
-    routes.get("/studies/{studyId}")(by_id)
+    routes.post(f"{base}/search")(search)
+    routes.get(f"{base}/filters")(filters)
+    routes.get(f"{base}/search/filters")(filters)
+    routes.get(f"{base}/{{{id_param}}}")(by_id)
 
 
 # -- expressions and continuous -----------------------------------------------------------------------
@@ -228,20 +242,33 @@ def _matrix_routes(kind: Kind) -> None:
         found = await service.matrix_filters(kind, request.query.get("type"), store=request.app[keys.metadata_store])
         return media.json_response(request, [f.dump() for f in found])
 
+    async def _matching(request: web.Request, p: params.Params) -> list[MatrixRecord]:
+        return await service.find_for_download(
+            kind,
+            p,
+            store=request.app[keys.metadata_store],
+            access=_access(request),
+            max_matrices=request.app[keys.matrix_files].capacity,
+        )
+
     async def multi_ticket(request: web.Request) -> web.Response:
         media.json_media_type(request)
         p = params.parse(await _source(request), allowed=SEARCH_PARAMS[kind])
         fmt = _required_format(p)
-        record = await service.find_one_matrix(kind, p, store=request.app[keys.metadata_store], access=_access(request))
-        return media.json_response(request, _ticket(request, record, p, fmt))
+        records = await _matching(request, p)
+        if len(records) == 1:
+            return media.json_response(request, _ticket(request, records[0], p, fmt))
+        max_cells = request.app[keys.settings].max_slice_cells
+        await service.check_merge(records, p, files=request.app[keys.matrix_files], max_cells=max_cells)
+        return media.json_response(request, _merged_ticket(request, kind, records, p, fmt))
 
     async def multi_bytes(request: web.Request) -> web.StreamResponse:
         p = params.parse(await _source(request), allowed=SEARCH_PARAMS[kind])
         requested = _required_format(p)
-        record = await service.find_one_matrix(kind, p, store=request.app[keys.metadata_store], access=_access(request))
-        # not found (404) wins over not acceptable (406): look the matrix up first
+        records = await _matching(request, p)
+        # not found (404) wins over not acceptable (406): look the matrices up first
         fmt = media.matrix_format(request, requested, request.app[keys.settings].default_format)
-        return await _send(request, record, p, fmt)
+        return await _send(request, records, p, fmt)
 
     async def draft_search(request: web.Request) -> web.Response:
         media.json_media_type(request)
@@ -270,7 +297,7 @@ def _matrix_routes(kind: Kind) -> None:
         p = params.parse(request.query, allowed=BY_ID_PARAMS[kind])
         record = await _record(request)
         fmt = media.matrix_format(request, p.format, request.app[keys.settings].default_format)
-        return await _send(request, record, p, fmt)
+        return await _send(request, [record], p, fmt)
 
     async def draft_by_id(request: web.Request) -> web.StreamResponse:
         p = params.parse(request.query, allowed=BY_ID_PARAMS[kind])
@@ -286,7 +313,7 @@ def _matrix_routes(kind: Kind) -> None:
     routes.get(f"{base}/search/filters")(filters)
     routes.get(f"{base}/ticket")(multi_ticket)
     routes.post(f"{base}/ticket")(multi_ticket)
-    routes.get(f"{base}/bytes")(multi_bytes)
+    routes.get(f"{base}/bytes", name=f"{_ROUTE[kind]}_bytes")(multi_bytes)
     routes.post(f"{base}/bytes")(multi_bytes)
     routes.get(f"{base}/search")(draft_search)
     routes.post(f"{base}/search")(draft_search)
@@ -400,8 +427,8 @@ def _matrix_id(text: str) -> str:
     return text
 
 
-_project_routes()
-_study_routes()
+_metadata_routes("projects", "projectId", PROJECT_PARAMS, MetadataStore.find_projects, service.get_project)
+_metadata_routes("studies", "studyId", STUDY_PARAMS, MetadataStore.find_studies, service.get_study)
 _matrix_routes(Kind.EXPRESSION)
 _matrix_routes(Kind.CONTINUOUS)
 routes.put("/admin/projects/{projectId}")(put_project)

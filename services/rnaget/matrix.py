@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import h5py
 import numpy as np
@@ -36,6 +36,7 @@ CHUNK_ROWS = 4
 CHUNK_COLS = 4096
 BLOCK_ROWS = CHUNK_COLS  # rows per write block: fills whole chunks of /by_row and /by_col
 FORMAT_VERSION = "seqhub-matrix-1"
+_READ_CELLS = 1 << 22  # values per read from /by_col (16 MB of float32)
 _STR = h5py.string_dtype("utf-8")
 
 
@@ -184,6 +185,16 @@ class Selection:
         return int(self.rows.size) * int(self.cols.size)
 
 
+class MatrixSource(Protocol):
+    """What the output writers read: a MatrixFile, or several slices merged into one (merge.py)."""
+
+    kind: str
+    row_attrs: dict[str, npt.NDArray[np.object_]]
+    col_attrs: dict[str, npt.NDArray[np.object_]]
+
+    def iter_blocks(self, sel: Selection, block_rows: int = ...) -> Iterator[tuple[IndexArray, FloatArray]]: ...
+
+
 @dataclass
 class MatrixFile:
     """An open matrix file: labels in memory, values read lazily by slice."""
@@ -201,7 +212,10 @@ class MatrixFile:
 
     @classmethod
     def open(cls, path: Path) -> MatrixFile:
-        h5 = h5py.File(path, "r")
+        # no HDF5 chunk cache: a slice wants one row (16 KB) of a 4-row chunk, and a direct read of just
+        # that is half the time of pulling the whole 64 KB chunk through the cache (bench: 6.6 → 3.2 ms
+        # for 100 rows x 10,000, 49 → 29 ms for 60,000 x 100); values are read once per request anyway
+        h5 = h5py.File(path, "r", rdcc_nbytes=0)
         try:
             if h5.attrs.get("format") != FORMAT_VERSION:
                 raise MatrixFormatError(f"{path} is not a seqhub matrix file")
@@ -255,16 +269,24 @@ class MatrixFile:
         return np.concatenate(parts)
 
     def iter_blocks(self, sel: Selection, block_rows: int = BLOCK_ROWS) -> Iterator[tuple[IndexArray, FloatArray]]:
-        """Yield (row indices, values) blocks of at most ``block_rows`` rows, in matrix order."""
+        """Yield (row indices, values) blocks of at most ``block_rows`` rows, in matrix order.
+
+        From ``/by_row`` each block is one read. From ``/by_col`` a read spans up to two chunk widths
+        (8,192 rows, fewer for wide slices): narrower reads cut chunks and repeat the per-run calls.
+        """
         if sel.cols.size == 0:
             return
-        transposed = _prefer_by_col(sel, self.shape)
-        for start in range(0, sel.rows.size, block_rows):
-            rows = sel.rows[start : start + block_rows]
-            if transposed:
-                yield rows, _read_runs(self._h5["by_col"], sel.cols, rows).T
-            else:
+        if not _prefer_by_col(sel, self.shape):
+            for start in range(0, sel.rows.size, block_rows):
+                rows = sel.rows[start : start + block_rows]
                 yield rows, _read_runs(self._h5["by_row"], rows, sel.cols)
+            return
+        read_rows = max(block_rows, min(2 * CHUNK_COLS, _READ_CELLS // int(sel.cols.size)))
+        for start in range(0, sel.rows.size, read_rows):
+            rows = sel.rows[start : start + read_rows]
+            values = _read_runs(self._h5["by_col"], sel.cols, rows).T
+            for sub in range(0, rows.size, block_rows):
+                yield rows[sub : sub + block_rows], values[sub : sub + block_rows]
 
 
 def _read_attrs(group: Any) -> dict[str, npt.NDArray[np.object_]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import logging
+import re
 import shutil
 import threading
 import uuid
@@ -23,7 +24,8 @@ from typing import IO, TYPE_CHECKING, Any
 from libs.common.errors import BadRequest, Forbidden, NotFound, Unauthorized
 
 from . import formats
-from .matrix import MatrixFile, MatrixFormatError, Selection
+from .matrix import MatrixFile, MatrixFormatError, MatrixSource, Selection
+from .merge import MergedMatrix, MergeError, merge
 from .models import FilterInfo, Kind, MatrixFormat, MatrixRecord, Project, Study
 from .params import Params
 from .slicing import select
@@ -78,43 +80,27 @@ async def get_study(study_id: str, *, store: MetadataStore) -> Study:
     return study
 
 
-async def project_filters(*, store: MetadataStore) -> list[FilterInfo]:
-    return [
-        FilterInfo(
-            filter="version",
-            fieldType="string",
-            description="version to match",
-            values=await store.distinct("projects", "version"),
-        ),
-        FilterInfo(
-            filter="name",
-            fieldType="string",
-            description="project name to match",
-            values=await store.distinct("projects", "name"),
-        ),
-    ]
+_METADATA_FILTERS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    # collection → (filter name, stored field, description) of each string filter its /filters route lists
+    "projects": (
+        ("version", "version", "version to match"),
+        ("name", "name", "project name to match"),
+    ),
+    "studies": (
+        ("version", "version", "version to match"),
+        ("name", "name", "study name to match"),
+        ("projectID", "parentProjectID", "ID of the parent project"),
+    ),
+}
 
 
-async def study_filters(*, store: MetadataStore) -> list[FilterInfo]:
+async def metadata_filters(collection: str, *, store: MetadataStore) -> list[FilterInfo]:
+    """The filters of `/projects/filters` or `/studies/filters`, each with the values stored now."""
     return [
         FilterInfo(
-            filter="version",
-            fieldType="string",
-            description="version to match",
-            values=await store.distinct("studies", "version"),
-        ),
-        FilterInfo(
-            filter="name",
-            fieldType="string",
-            description="study name to match",
-            values=await store.distinct("studies", "name"),
-        ),
-        FilterInfo(
-            filter="projectID",
-            fieldType="string",
-            description="ID of the parent project",
-            values=await store.distinct("studies", "parentProjectID"),
-        ),
+            filter=name, fieldType="string", description=description, values=await store.distinct(collection, field)
+        )
+        for name, field, description in _METADATA_FILTERS[collection]
     ]
 
 
@@ -205,18 +191,37 @@ async def find_matrices(kind: Kind, params: Params, *, store: MetadataStore, acc
     return await store.find_matrices(kind, params.filters, access.levels)
 
 
-async def find_one_matrix(kind: Kind, params: Params, *, store: MetadataStore, access: Access) -> MatrixRecord:
-    """The 1.0.0 multi routes (/expressions/ticket, /bytes) return one matrix: the filters must pick one."""
+async def find_for_download(
+    kind: Kind, params: Params, *, store: MetadataStore, access: Access, max_matrices: int
+) -> list[MatrixRecord]:
+    """The matrices the 1.0.0 multi routes (/expressions/ticket, /bytes) return as one (merged) file.
+
+    One file has one ``units`` (the ticket's required field), so matrices in different units are not
+    merged: 400 naming them (``units=`` picks one). More than ``max_matrices`` (the open-file limit) → 400.
+    """
     records = await find_matrices(kind, params, store=store, access=access)
     if not records:
         raise NotFound(f"no {kind.value} matrix matches the filters")
-    if len(records) > 1:
+    units = sorted({r.units for r in records})
+    if len(units) > 1:
+        by_units = "; ".join(f"{u}: {', '.join(r.id for r in records if r.units == u)}" for u in units)
+        raise BadRequest(
+            f"{len(records)} {kind.value} matrices match in different units ({by_units}); one file has one unit: "
+            "add units=… (or studyID, version) to the filters"
+        )
+    if len(records) > max_matrices:
         ids = ", ".join(r.id for r in records[:10])
         raise BadRequest(
-            f"{len(records)} {kind.value} matrices match ({ids}); narrow with studyID or version, "
-            f"or use /{_route(kind)}/{{id}}/bytes"
+            f"{len(records)} {kind.value} matrices match ({ids}, …); at most {max_matrices} are merged into one "
+            "file: narrow with studyID, projectID or version"
         )
-    return records[0]
+    return records
+
+
+def common_value(records: list[MatrixRecord], field: str) -> str | None:
+    """A ticket field of a merged download: the records' value if they agree, else none."""
+    values = {getattr(r, field) for r in records}
+    return values.pop() if len(values) == 1 else None
 
 
 def _route(kind: Kind) -> str:
@@ -224,7 +229,7 @@ def _route(kind: Kind) -> str:
 
 
 class MatrixFiles:
-    """Open matrix files (labels and id maps in memory), least recently used closed first."""
+    """Open matrix files (labels and id maps in memory), least recently used dropped first."""
 
     def __init__(self, root: Path, capacity: int = 16) -> None:
         self.root = root
@@ -245,8 +250,9 @@ class MatrixFiles:
             mf = MatrixFile.open(path)
             self._open[path] = mf
             while len(self._open) > self.capacity:
-                _, old = self._open.popitem(last=False)
-                old.close()
+                # not closed here: a download may still be streaming from it (h5py's close would pull the
+                # file from under it); h5py closes the file when the last reference goes
+                self._open.popitem(last=False)
             return mf
 
     def forget(self, path: Path) -> None:
@@ -266,7 +272,7 @@ class MatrixFiles:
 class Download:
     """A planned matrix download: what to send and a generator that produces it."""
 
-    record: MatrixRecord
+    name: str
     format: MatrixFormat
     rows: int
     cols: int
@@ -274,7 +280,7 @@ class Download:
 
     @property
     def filename(self) -> str:
-        return f"{self.record.id}.{self.format.value}"
+        return f"{self.name}.{self.format.value}"
 
 
 async def plan_download(
@@ -288,19 +294,10 @@ async def plan_download(
 ) -> Download:
     """Resolve the slice (in a thread), refuse it if too large, and prepare the byte stream."""
     mf, sel = await asyncio.to_thread(_resolve, files, record, params)
-    if sel.cells > max_cells:
-        what = "features x samples" if record.kind is Kind.EXPRESSION else "tracks x positions"
-        raise BadRequest(
-            f"the slice has {sel.rows.size} x {sel.cols.size} = {sel.cells} cells ({what}), above "
-            f"this server's limit of {max_cells}; narrow it with featureIDList, featureNameList, "
-            "sampleIDList, thresholds or a chr/start/end range"
-        )
+    _check_size(record.kind, sel, max_cells)
     comments = [f"seqhub RNAget {record.kind.value} {record.id}", f"units: {record.units}"]
-    if fmt is MatrixFormat.TSV:
-        chunks = formats.tsv_chunks(mf, sel, comments=comments)
-    else:
-        chunks = _loom_chunks(mf, sel, tmp_dir)
-    return Download(record, fmt, int(sel.rows.size), int(sel.cols.size), chunks)
+    chunks = _chunks(mf, sel, fmt, tmp_dir, comments)
+    return Download(record.id, fmt, int(sel.rows.size), int(sel.cols.size), chunks)
 
 
 def _resolve(files: MatrixFiles, record: MatrixRecord, params: Params) -> tuple[MatrixFile, Selection]:
@@ -308,7 +305,62 @@ def _resolve(files: MatrixFiles, record: MatrixRecord, params: Params) -> tuple[
     return mf, select(mf, params.slice)
 
 
-def _loom_chunks(mf: MatrixFile, sel: Selection, tmp_dir: Path) -> Generator[bytes, None, None]:
+async def plan_merged_download(
+    records: list[MatrixRecord],
+    params: Params,
+    fmt: MatrixFormat,
+    *,
+    files: MatrixFiles,
+    tmp_dir: Path,
+    max_cells: int,
+) -> Download:
+    """Several matching matrices as one file (merge.py: samples concatenated, features united, NaN elsewhere)."""
+    merged = await asyncio.to_thread(_resolve_merged, files, records, params)
+    sel = merged.selection()
+    _check_size(records[0].kind, sel, max_cells)
+    head = records[0]
+    comments = [
+        f"seqhub RNAget {head.kind.value} merged from {', '.join(merged.sources) or 'no matrix with data'}",
+        f"units: {head.units}",
+    ]
+    chunks = _chunks(merged, sel, fmt, tmp_dir, comments)
+    name = re.sub(r"[^A-Za-z0-9._~-]", "_", f"{common_value(records, 'studyID') or _route(head.kind)}-merged")
+    return Download(name, fmt, int(sel.rows.size), int(sel.cols.size), chunks)
+
+
+async def check_merge(records: list[MatrixRecord], params: Params, *, files: MatrixFiles, max_cells: int) -> None:
+    """A merged ticket fails for the reasons its download would (a sample in two matrices, too large)."""
+    merged = await asyncio.to_thread(_resolve_merged, files, records, params)
+    _check_size(records[0].kind, merged.selection(), max_cells)
+
+
+def _resolve_merged(files: MatrixFiles, records: list[MatrixRecord], params: Params) -> MergedMatrix:
+    slices = [_resolve(files, r, params) for r in records]
+    try:
+        return merge([r.id for r in records], slices)
+    except MergeError as e:
+        raise BadRequest(str(e)) from None
+
+
+def _check_size(kind: Kind, sel: Selection, max_cells: int) -> None:
+    if sel.cells > max_cells:
+        what = "features x samples" if kind is Kind.EXPRESSION else "tracks x positions"
+        raise BadRequest(
+            f"the slice has {sel.rows.size} x {sel.cols.size} = {sel.cells} cells ({what}), above "
+            f"this server's limit of {max_cells}; narrow it with featureIDList, featureNameList, "
+            "sampleIDList, thresholds or a chr/start/end range"
+        )
+
+
+def _chunks(
+    source: MatrixSource, sel: Selection, fmt: MatrixFormat, tmp_dir: Path, comments: list[str]
+) -> Generator[bytes, None, None]:
+    if fmt is MatrixFormat.TSV:
+        return formats.tsv_chunks(source, sel, comments=comments)
+    return _loom_chunks(source, sel, tmp_dir)
+
+
+def _loom_chunks(mf: MatrixSource, sel: Selection, tmp_dir: Path) -> Generator[bytes, None, None]:
     tmp_dir.mkdir(parents=True, exist_ok=True)
     path = tmp_dir / f"{uuid.uuid4().hex}.loom"
     try:

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
 import loompy
 import numpy as np
+import orjson
 import pytest
 
 from services.rnaget.formats import (
     CONTINUOUS,
     file_chunks,
     format_block,
+    format_lines,
     import_loom,
     import_tsv,
     iter_lines,
+    read_ahead,
     tsv_chunks,
     write_loom,
 )
@@ -40,7 +44,53 @@ def _parse_tsv(data: bytes, n_labels: int = 2) -> tuple[list[str], list[list[str
 def test_format_block_uses_shortest_float32_repr() -> None:
     block = np.array([[0.4, 1.0, np.nan], [0.7, 1e-7, 2755.0]], dtype=np.float32)
     assert format_block(block) == [b"0.4\t1.0\tNaN", b"0.7\t1e-7\t2755.0"]
-    assert format_block(np.array([[np.inf, 1.5]], dtype=np.float32)) == [b"inf\t1.5"]
+    assert format_block(np.array([[np.inf, 1.5], [np.nan, -np.inf]], dtype=np.float32)) == [
+        b"inf\t1.5",
+        b"NaN\t-inf",
+    ]
+
+
+def _reference_line(row: np.ndarray) -> bytes:
+    # the slow way: every value on its own through orjson (ryu's shortest float32 text), NaN spelled out
+    return b"\t".join(
+        b"NaN" if np.isnan(x) else orjson.dumps(x, option=orjson.OPT_SERIALIZE_NUMPY) for x in row
+    )
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 700), (300, 1), (64, 33), (3, 2000)])
+def test_format_block_matches_value_by_value_formatting(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(shape[0] * 1000 + shape[1])
+    # any bit pattern: subnormals, -0.0, extremes, NaN with payloads (inf has its own test)
+    values = rng.integers(0, 2**32, size=shape, dtype=np.uint32).view(np.float32)
+    values[np.isinf(values)] = 1.0
+    values[rng.random(shape) < 0.1] = np.nan
+    values[0, 0] = np.nan  # a line that starts with NaN ...
+    values[-1, -1] = np.nan  # ... and one that ends with it
+    lines = format_block(values)
+    assert lines == [_reference_line(row) for row in values]
+    parsed = np.array([[float(x) for x in ln.split(b"\t")] for ln in lines], dtype=np.float32)
+    assert np.array_equal(parsed, values, equal_nan=True)
+
+
+def test_format_lines_end_in_newlines_and_handle_empty_shapes() -> None:
+    assert [bytes(ln) for ln in format_lines(np.array([[1.5, np.nan]], dtype=np.float32))] == [b"1.5\tNaN\n"]
+    assert format_lines(np.empty((0, 4), np.float32)) == []
+    assert [bytes(ln) for ln in format_lines(np.empty((2, 0), np.float32))] == [b"\n", b"\n"]
+
+
+def test_read_ahead_keeps_order_and_stops_when_closed() -> None:
+    assert list(read_ahead(iter(range(5)))) == [0, 1, 2, 3, 4]
+    produced: list[int] = []
+
+    def source() -> Iterator[int]:
+        for i in range(100):
+            produced.append(i)
+            yield i
+
+    reader = read_ahead(source())
+    assert next(reader) == 0
+    reader.close()  # waits for the one read in flight, starts no other
+    assert produced == [0, 1]
 
 
 def test_tsv_output_round_trips_a_random_slice(source: SourceMatrix, opened: MatrixFile) -> None:
@@ -55,7 +105,7 @@ def test_tsv_output_round_trips_a_random_slice(source: SourceMatrix, opened: Mat
 
 def test_tsv_output_streams_in_bounded_chunks(opened: MatrixFile) -> None:
     sel = select(opened, SliceQuery())
-    chunks = list(tsv_chunks(opened, sel))
+    chunks = list(tsv_chunks(opened, sel, chunk_cells=20_000))
     assert len(chunks) > 2
     assert max(len(c) for c in chunks) < 2 * sum(len(c) for c in chunks) / (len(chunks) - 1)
 

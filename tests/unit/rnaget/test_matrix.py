@@ -49,6 +49,14 @@ def test_blocks_come_in_matrix_order_and_bounded_size(opened: MatrixFile) -> Non
     assert np.array_equal(np.concatenate([rows for rows, _ in blocks]), sel.rows)
 
 
+def test_blocks_from_the_transposed_copy_are_bounded_and_exact(source: SourceMatrix, opened: MatrixFile) -> None:
+    # all rows x two columns reads /by_col in wide spans and hands them out in blocks of block_rows
+    sel = Selection(np.arange(5000), np.array([2, 30]))
+    blocks = list(opened.iter_blocks(sel, block_rows=333))
+    assert [len(rows) for rows, _ in blocks] == [333] * 15 + [5]
+    assert _same(np.concatenate([values for _, values in blocks]), source.values[:, [2, 30]])
+
+
 def test_stats_ignore_nan(source: SourceMatrix, opened: MatrixFile) -> None:
     assert np.isnan(opened.stats["row_max"][3])
     assert opened.stats["row_max"][0] == np.nanmax(source.values[0])
@@ -83,3 +91,27 @@ def test_foreign_hdf5_is_refused(tmp_path: Path) -> None:
         h5["matrix"] = np.zeros((2, 2))
     with pytest.raises(MatrixFormatError, match="not a seqhub matrix"):
         MatrixFile.open(tmp_path / "f.h5")
+
+
+def test_a_file_dropped_from_the_open_set_keeps_serving_a_download_in_flight(tmp_path: Path) -> None:
+    from services.rnaget.formats import tsv_chunks
+    from services.rnaget.models import Kind, MatrixRecord
+    from services.rnaget.service import MatrixFiles
+
+    wide = np.arange(30 * 5000, dtype=np.float32).reshape(30, 5000)  # wide: read row by row from /by_row
+    genes = [f"g{i}" for i in range(30)]
+    write_matrix(tmp_path / "a.h5", kind="expression", values=wide, row_attrs={"GeneID": genes, "GeneName": genes},
+                 col_attrs={"Sample": [f"s{j}" for j in range(5000)]})
+    write_matrix(tmp_path / "b.h5", kind="expression", values=np.zeros((1, 1)),
+                 row_attrs={"GeneID": ["g"], "GeneName": ["g"]}, col_attrs={"Sample": ["s"]})
+    files = MatrixFiles(tmp_path, capacity=1)
+    first = MatrixRecord(id="A", kind=Kind.EXPRESSION, units="TPM", file="a.h5", rows=30, cols=5000)
+    second = MatrixRecord(id="B", kind=Kind.EXPRESSION, units="TPM", file="b.h5", rows=1, cols=1)
+    mf = files.get(first)
+    chunks = tsv_chunks(mf, Selection(np.arange(30), np.arange(5000)), chunk_cells=5000)  # one row per chunk
+    started = [next(chunks), next(chunks)]
+    files.get(second)  # drops A from the open set while its download is under way
+    lines = [ln for ln in b"".join([*started, *chunks]).split(b"\n") if ln]
+    assert len(lines) == 1 + 30 and lines[-1].split(b"\t")[-1] == b"149999.0"
+    assert files.get(first) is not mf  # opened again for the next request
+    files.close()
