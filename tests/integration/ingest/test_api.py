@@ -11,9 +11,11 @@ from aiohttp.test_utils import TestClient
 from yarl import URL
 
 from libs.common.testing import TokenMinter
+from libs.common.web import root_app
+from services.ingest.app import PREFIX, create_app
 from services.ingest.settings import IngestSettings
 
-from .conftest import TINY_EXPECTED, metadata, sha1_header, tus
+from .conftest import TINY_EXPECTED, TINY_RUN, TINY_XML, metadata, sha1_header, tus
 
 
 def _path(location: str) -> str:
@@ -221,6 +223,50 @@ async def test_run_limit_is_enforced(client: TestClient, auth: dict[str, str], r
         },
     )
     assert response.status == 413 and "limit" in (await response.json())["detail"]
+
+
+async def test_parallel_whole_files_over_the_run_limit_keep_exactly_the_accepted_ones(
+    aiohttp_client: Any, auth: dict[str, str], ingest_settings: IngestSettings, ingest_db: Any
+) -> None:
+    """One-request uploads racing for a run's last bytes are accounted in group commits: a batch the run refuses
+    is settled file by file. Every file answered 201 is stored, counted and has its upload document (HEAD); the
+    413 ones leave no bytes, no file record and no upload document."""
+    settings = ingest_settings.model_copy(update={"max_run_bytes": 10_000})
+    client = await aiohttp_client(root_app({PREFIX: create_app(settings)}))
+    response = await client.post(
+        "/ingest/runs", json={"name": TINY_RUN.run_id, "run_info_xml": TINY_XML, "format": "bcl"}, headers=auth
+    )
+    run_id = (await response.json())["id"]
+    blobs = {f"InterOp/x{i:02d}.bin": os.urandom(1000) for i in range(16)}
+
+    async def send(path: str, data: bytes) -> tuple[str, int, str | None]:
+        response = await client.post(
+            "/ingest/files/",
+            data=data,
+            headers={
+                **auth,
+                **tus(),
+                **OCTET,
+                "Upload-Length": str(len(data)),
+                "Upload-Metadata": metadata(run_id=run_id, path=path),
+            },
+        )
+        return path, response.status, response.headers.get("Location")
+
+    results = await asyncio.gather(*(send(path, data) for path, data in blobs.items()))
+    accepted = {path: location for path, status, location in results if status == 201}
+    assert sorted(status for _, status, _ in results) == [201] * 10 + [413] * 6
+    for location in accepted.values():
+        head = await client.head(_path(location), headers={**auth, **tus()})
+        assert head.status == 200 and head.headers["Upload-Offset"] == "1000"
+    assert await ingest_db["uploads"].count_documents({}) == 10
+    stored = await ingest_db["run_files"].find({"run_id": run_id, "state": "stored"}).to_list()
+    assert {d["path"] for d in stored} == set(accepted)
+    assert all(d["sha256"] == hashlib.sha256(blobs[d["path"]]).hexdigest() for d in stored)
+    shown = await (await client.get(f"/ingest/runs/{run_id}", headers=auth)).json()
+    assert shown["files_received"] == 10 and shown["bytes_received"] == 10_000
+    on_disk = {p.name for p in settings.common.files_root.rglob("x*.bin")}
+    assert on_disk == {Path(path).name for path in accepted}
 
 
 async def test_run_completes_once_with_manifest(
