@@ -1,6 +1,6 @@
 """Upload benchmark: tus ingest vs a bare aiohttp streaming handler, and the agent with/without parallelism.
 
-Part A — one big file over loopback (default 2 GiB) with a real tus client (aiotus) at 8 MiB and 64 MiB
+Part A — one big file over loopback (default 2 GiB) with real tus clients (aiotus, tuspy) at 8 MiB and 64 MiB
 chunks, next to a bare aiohttp handler that streams each request body to disk (1 MiB writes, fsync per
 request, like the ingest server) fed the same chunks by a plain aiohttp client, in the same run. Also: the
 ingest server fed by that same plain client speaking tus ("plain tus": the server's own cost), and the bare
@@ -13,7 +13,9 @@ servers are separate processes, started fresh for each measurement; their peak R
 /proc, and the ingest server is also measured with a small file (default 200 MiB) to show RSS is flat.
 
 Part B — a run of many small files (default 10,000 x 100 KB) through the agent (`RunUploader`): files/s
-with `--parallel` transfers vs one at a time, each against a fresh ingest server.
+with `--parallel` transfers vs one at a time, each against a fresh ingest server and (when the bench starts
+its own) a fresh database server. Each line also shows the CPU milliseconds per file spent by the agent (this
+process), the ingest server and the database server, read from /proc.
 
 Uses a secantusdb server started here (or SEQHUB_BENCH_MONGO_URL); the servers connect with
 `retryWrites=false` unless --retryable-writes (secantusdb's per-write cost grows with the number of retryable
@@ -35,6 +37,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,6 +50,7 @@ from pathlib import Path
 
 import aiohttp
 import aiotus
+from tusclient.client import TusClient
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -110,6 +114,14 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process so far (its threads included), from /proc."""
+    if pid is None:
+        return float("nan")
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
 def process(command: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
@@ -125,9 +137,25 @@ def process(command: list[str], port: int, env: dict[str, str] | None = None) ->
             proc.wait()
 
 
+@contextlib.contextmanager
+def secantusdb() -> Iterator[tuple[str, int]]:
+    """A fresh in-memory secantusdb server: (URL, pid)."""
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "secantusd-py"), "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--storage-path", ":memory:", "--log-level", "WARNING"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        yield f"mongodb://127.0.0.1:{port}/", proc.pid
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
 class Bench:
-    def __init__(self, args: argparse.Namespace, mongo_url: str, work: Path) -> None:
+    def __init__(self, args: argparse.Namespace, mongo_url: str, work: Path, db_pid: int | None) -> None:
         self.args = args
+        self.db_pid = db_pid  # secantusdb started here (None: a given database, its CPU not measured)
         self.mongo_url = mongo_url
         self.work = work
         self.minter = TokenMinter()
@@ -275,30 +303,53 @@ class Bench:
         size = source.stat().st_size
         return size / MIB / elapsed, rss, cpu / (size / (1 << 30))
 
+    async def tuspy(self, source: Path, chunk: int) -> tuple[float, float]:
+        """tuspy (requests, blocking; run in a thread): (MB/s, client CPU-s per GiB). It sends each chunk as one
+        bytes body over http.client, a new connection per request."""
+        port = free_port()
+        with process(SERVER_COMMAND, port, self.ingest_env(port)):
+            base = f"http://127.0.0.1:{port}"
+            async with aiohttp.ClientSession() as http:
+                run_id = await self.register(http, base, "bench_tuspy")
+            client = TusClient(f"{base}/ingest/files/", headers={"Authorization": f"Bearer {self.token}"})
+            uploader = client.uploader(
+                file_path=str(source), chunk_size=chunk, metadata={"run_id": run_id, "path": "big.bin"}
+            )
+            cpu, started = time.process_time(), time.perf_counter()
+            await asyncio.to_thread(uploader.upload)
+            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+            assert uploader.offset == source.stat().st_size, "the tus upload did not finish"
+        self.cleanup()
+        size = source.stat().st_size
+        return size / MIB / elapsed, cpu / (size / (1 << 30))
+
     async def part_a(self) -> None:
         big = make_file(self.work / "big.bin", self.args.big_mib)
         small = make_file(self.work / "small.bin", self.args.small_mib)
         print(f"\n== one file over loopback: {self.args.big_mib} MiB (tus clients vs bare aiohttp handler) ==")
         print(
-            f"{'chunk':>8} {'bare MB/s':>10} {'aiotus MB/s':>12} {'ratio':>6} {'agent MB/s':>11} {'ratio':>6}"
+            f"{'chunk':>8} {'bare MB/s':>10} {'aiotus MB/s':>12} {'ratio':>6} {'tuspy MB/s':>11} {'ratio':>6}"
+            f" {'agent MB/s':>11} {'ratio':>6}"
             f" {'plain-tus MB/s':>15} {'ratio':>6} {'bare(bytes) MB/s':>17} {'aiotus ratio':>13}"
-            f" {'CPU-s/GiB aiotus':>17} {'agent':>6}"
+            f" {'CPU-s/GiB aiotus':>17} {'tuspy':>6} {'agent':>6}"
             f" {'bare RSS':>9} {'tus RSS':>8} {'tus RSS ' + str(self.args.small_mib) + ' MiB':>16}  load"
         )
         try:
             for chunk_mib in self.args.chunks:
                 bare_speed, bare_rss = await self.bare(big, chunk_mib * MIB)
                 tus_speed, tus_rss, tus_cpu = await self.tus(big, chunk_mib * MIB)
+                tuspy_speed, tuspy_cpu = await self.tuspy(big, chunk_mib * MIB)
                 agent_speed, agent_cpu = await self.agent_big(big, chunk_mib * MIB)
                 plain_speed = await self.tus_plain(big, chunk_mib * MIB)
                 bytes_speed, _ = await self.bare(big, chunk_mib * MIB, as_bytes=True)
                 _, small_rss, _ = await self.tus(small, chunk_mib * MIB)
                 print(
                     f"{chunk_mib:>6}Mi {bare_speed:>10.0f} {tus_speed:>12.0f} {tus_speed / bare_speed:>6.2f}"
+                    f" {tuspy_speed:>11.0f} {tuspy_speed / bare_speed:>6.2f}"
                     f" {agent_speed:>11.0f} {agent_speed / bare_speed:>6.2f}"
                     f" {plain_speed:>15.0f} {plain_speed / bare_speed:>6.2f}"
                     f" {bytes_speed:>17.0f} {tus_speed / bytes_speed:>13.2f}"
-                    f" {tus_cpu:>17.1f} {agent_cpu:>6.1f}"
+                    f" {tus_cpu:>17.1f} {tuspy_cpu:>6.1f} {agent_cpu:>6.1f}"
                     f" {bare_rss:>8.0f}M {tus_rss:>7.0f}M {small_rss:>15.0f}M  {load()}",
                     flush=True,
                 )
@@ -308,31 +359,64 @@ class Bench:
 
     # --- part B ---------------------------------------------------------------------------------
 
-    async def agent(self, run_dir: Path, parallel: int) -> float:
+    @contextlib.contextmanager
+    def fresh_database(self) -> Iterator[None]:
+        """Each part-B measurement starts from an empty database server when the bench owns it: secantusdb (a
+        Python process) gets slower as its heap grows, which would penalise whichever measurement runs later."""
+        if self.db_pid is None:
+            yield
+            return
+        url, pid = self.mongo_url, self.db_pid
+        try:
+            with secantusdb() as (self.mongo_url, self.db_pid):
+                yield
+        finally:
+            self.mongo_url, self.db_pid = url, pid
+
+    async def agent(self, run_dir: Path, parallel: int) -> tuple[float, str]:
+        """(files/s, CPU ms per file of agent / server / database)."""
+        with self.fresh_database():
+            return await self._agent(run_dir, parallel)
+
+    async def _agent(self, run_dir: Path, parallel: int) -> tuple[float, str]:
         port = free_port()
-        with process(SERVER_COMMAND, port, self.ingest_env(port)):
+        with process(SERVER_COMMAND, port, self.ingest_env(port)) as server:
             async with SeqhubClient(f"http://127.0.0.1:{port}", token=self.token, connections=parallel * 2) as api:
                 uploader = RunUploader(api, run_dir, parallel=parallel, journal_path=self.work / f"j{uuid.uuid4().hex}")
+                before = time.process_time(), cpu_seconds(server.pid), cpu_seconds(self.db_pid)
                 started = time.perf_counter()
                 await uploader.run()
                 elapsed = time.perf_counter() - started
+                after = time.process_time(), cpu_seconds(server.pid), cpu_seconds(self.db_pid)
         self.cleanup()
-        return uploader.progress.files_done / elapsed
+        files = uploader.progress.files_done
+        cpu = " / ".join(f"{(b - a) / files * 1000:.2f}" for a, b in zip(before, after, strict=True))
+        return files / elapsed, cpu
 
     async def part_b(self) -> None:
+        """One at a time, then each --parallel setting, --repeat times interleaved; the median ratio at the end
+        (each ratio against the one-at-a-time figure of its own round)."""
         run_dir = self.work / "run"
         make_run(run_dir, self.args.files, self.args.file_kb * 1024)
         print(f"\n== agent: {self.args.files} files x {self.args.file_kb} KB ==")
+        print("CPU ms per file: agent / ingest server / database")
+        ratios: dict[int, list[float]] = {n: [] for n in self.args.parallel}
         try:
-            serial = await self.agent(run_dir, 1)
-            print(f"one at a time : {serial:8.1f} files/s   (load average {load()})", flush=True)
-            for n in self.args.parallel:
-                parallel = await self.agent(run_dir, n)
-                ratio = parallel / serial
-                line = f"parallel {n:<4} : {parallel:8.1f} files/s   ratio {ratio:.2f}x"
-                print(f"{line}   (load average {load()})", flush=True)
+            for round_ in range(1, self.args.repeat + 1):
+                serial, cpu = await self.agent(run_dir, 1)
+                line = f"[{round_}] one at a time : {serial:8.1f} files/s                CPU {cpu}"
+                print(f"{line}   (load {load()})", flush=True)
+                for n in self.args.parallel:
+                    parallel, cpu = await self.agent(run_dir, n)
+                    ratios[n].append(parallel / serial)
+                    ratio = parallel / serial
+                    line = f"[{round_}] parallel {n:<4} : {parallel:8.1f} files/s   ratio {ratio:.2f}x   CPU {cpu}"
+                    print(f"{line}   (load {load()})", flush=True)
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
+        for n, values in ratios.items():
+            shown = ", ".join(f"{r:.2f}" for r in values)
+            print(f"parallel {n:<4}: median ratio {statistics.median(values):.2f}x  ({shown})")
 
 
 def load() -> str:
@@ -381,43 +465,24 @@ async def main() -> None:
     parser.add_argument(
         "--retryable-writes", action="store_true", help="let the servers use retryable writes (see service_mongo_url)"
     )
+    parser.add_argument("--repeat", type=int, default=1, help="part B rounds (one at a time + each --parallel)")
     parser.add_argument("--skip-big", action="store_true")
     parser.add_argument("--skip-files", action="store_true")
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # aiotus sends raw bytes bodies; aiohttp warns about it
     work = Path(tempfile.mkdtemp(prefix="seqhub-bench-upload-"))
-    mongo_url = os.environ.get("SEQHUB_BENCH_MONGO_URL")
-    mongo = None
+    given = os.environ.get("SEQHUB_BENCH_MONGO_URL")
     try:
-        if mongo_url is None:
-            port = free_port()
-            mongo_url = f"mongodb://127.0.0.1:{port}/"
-            mongo = subprocess.Popen(
-                [
-                    str(Path(sys.executable).parent / "secantusd-py"),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--storage-path",
-                    ":memory:",
-                    "--log-level",
-                    "WARNING",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            wait_port(port)
-        bench = Bench(args, mongo_url, work)
-        print(f"database: {mongo_url} ({'secantusdb' if mongo else 'given'}); 2 cores shared by client, server, db")
-        if not args.skip_big:
-            await bench.part_a()
-        if not args.skip_files:
-            await bench.part_b()
+        with contextlib.ExitStack() as stack:
+            mongo_url, db_pid = (given, None) if given else stack.enter_context(secantusdb())
+            bench = Bench(args, mongo_url, work, db_pid)
+            kind = "given" if given else "secantusdb, a fresh one per part-B measurement"
+            print(f"database: {mongo_url} ({kind}); 2 cores shared by client, server, db")
+            if not args.skip_big:
+                await bench.part_a()
+            if not args.skip_files:
+                await bench.part_b()
     finally:
-        if mongo is not None:
-            mongo.terminate()
-            mongo.wait()
         shutil.rmtree(work, ignore_errors=True)
 
 
