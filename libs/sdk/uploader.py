@@ -44,6 +44,12 @@ INLINE_BYTES = 1 << 20  # files up to this size are read once into memory (hash 
 _CYCLE = re.compile(r"(?:^|/)C(\d+)\.1/|/(\d{4})\.bcl\.bgzf$")
 
 
+# concurrent transfers: a run is mostly small files, each one request, and the server accounts concurrent files
+# in one group commit; 10,000 x 100 KB on 2 cores went 2.5x (8) -> 3.6x (32) -> 4.0x (64) the one-at-a-time rate
+# (docs/benchmarks.md). A killed agent re-sends at most this many chunks.
+DEFAULT_PARALLEL = 32
+
+
 class UploadFailed(Exception):
     """Unrecoverable: the server refused something, or retries ran out. The message says what and where."""
 
@@ -262,7 +268,7 @@ class RunUploader:
         client: SeqhubClient,
         run_dir: Path,
         *,
-        parallel: int = 4,
+        parallel: int = DEFAULT_PARALLEL,
         chunk_size: int = 8 << 20,
         watch: bool = False,
         fmt: str | None = None,

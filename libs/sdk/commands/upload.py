@@ -30,7 +30,7 @@ from rich.progress import Progress as RichProgress
 from libs.sdk import credentials
 from libs.sdk.client import SeqhubClient
 from libs.sdk.commands._support import positive, print_error
-from libs.sdk.uploader import Progress, RunUploader, UploadFailed
+from libs.sdk.uploader import DEFAULT_PARALLEL, Progress, RunUploader, UploadFailed
 
 
 def _size(text: str) -> int:
@@ -52,7 +52,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--watch", action="store_true", help="follow a folder still being written, until CopyComplete.txt"
     )
-    p.add_argument("--parallel", type=positive, default=8, help="concurrent file transfers (default 8)")
+    p.add_argument(
+        "--parallel",
+        type=positive,
+        default=DEFAULT_PARALLEL,
+        help=f"concurrent file transfers (default {DEFAULT_PARALLEL}; runs are mostly small files)",
+    )
     p.add_argument("--chunk-size", type=_size, default=8 << 20, help="bytes per request (default 8M)")
     p.add_argument(
         "--quiet", action="store_true", help="no progress display (for services); errors still print"
