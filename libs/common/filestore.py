@@ -13,11 +13,11 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import AsyncIterable, Iterator
+from collections.abc import AsyncIterable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from libs.common.errors import BadRequest, NotFound
 
@@ -135,6 +135,20 @@ class LocalFileStore:
             await asyncio.to_thread(shutil.rmtree, path, True)
         else:
             path.unlink(missing_ok=True)
+
+
+def hash_range(fd: int, start: int, length: int, hashers: Iterable[Any], *, block: int = _CHUNK) -> None:
+    """Feed `length` bytes of an open file from `start` to the hashers, read into one reusable buffer (blocking:
+    call it in a thread). OSError if the file ends early (it shrank meanwhile)."""
+    buffer = memoryview(bytearray(min(block, length)))
+    end = start + length
+    while start < end:
+        n = os.preadv(fd, [buffer[: min(block, end - start)]], start)
+        if n <= 0:
+            raise OSError(f"the file ended {end - start} bytes early while hashing")
+        for h in hashers:
+            h.update(buffer[:n])
+        start += n
 
 
 def sha256_file(path: Path) -> str:

@@ -34,6 +34,7 @@ import aiohttp
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.payload import Payload
 
+from libs.common.filestore import hash_range
 from libs.sdk.client import ApiError, SeqhubClient, backoff
 
 MARKERS = ("RTAComplete.txt", "CopyComplete.txt")
@@ -181,18 +182,9 @@ def _read_and_hash(path: Path) -> tuple[bytes, str]:
 
 def sha1_header_of_range(fd: int, offset: int, length: int) -> str:
     """tus `Upload-Checksum` (sha1: what every tus server must support) of `length` bytes of the file from
-    `offset`, read in `PIECE`-sized blocks into one reusable buffer (blocking: a thread). OSError if the file
-    ends early (it shrank: the file is re-read)."""
+    `offset` (blocking: a thread). OSError if the file ends early (it shrank: the file is re-read)."""
     hasher = hashlib.sha1(usedforsecurity=False)
-    block = bytearray(min(PIECE, length))
-    view = memoryview(block)
-    end = offset + length
-    while offset < end:
-        n = os.preadv(fd, [view[: min(PIECE, end - offset)]], offset)
-        if n <= 0:
-            raise OSError(f"the file ended {end - offset} bytes early while hashing a chunk")
-        hasher.update(view[:n])
-        offset += n
+    hash_range(fd, offset, length, [hasher], block=PIECE)
     return "sha1 " + base64.b64encode(hasher.digest()).decode()
 
 

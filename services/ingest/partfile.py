@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from libs.common.filestore import hash_range
+
 from .tus import Checksum
 
 READ_BLOCK = 1 << 20
@@ -319,7 +321,7 @@ class _Writer:
         syncer.start()
         try:
             with _reader(self.path) as rfd:
-                _hash_range(rfd, self.offset + self.hashed, self.written - self.hashed, self.hashers)
+                hash_range(rfd, self.offset + self.hashed, self.written - self.hashed, self.hashers, block=READ_BLOCK)
             self.hashed = self.written
         finally:
             syncer.join()
@@ -352,20 +354,6 @@ def _reader(path: Path) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
-
-
-def _hash_range(fd: int, start: int, length: int, hashers: list[Any]) -> None:
-    """Feed `length` bytes of the file from `start` to the hashers, one reusable block at a time."""
-    block = bytearray(READ_BLOCK)
-    view = memoryview(block)
-    end = start + length
-    while start < end:
-        n = os.preadv(fd, [view[: min(READ_BLOCK, end - start)]], start)
-        if n <= 0:
-            raise OSError(f"part file ended {end - start} bytes early while hashing")
-        for h in hashers:
-            h.update(view[:n])
-        start += n
 
 
 def _abort(fd: int | None, path: Path, offset: int) -> None:
