@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import numpy as np
 import pytest
 from aiohttp import web
 
@@ -94,3 +95,21 @@ def server_factory(common_settings: CommonSettings, token_minter: TokenMinter) -
         return run_server(common_settings, token_minter, **overrides)
 
     return factory
+
+
+def matrix_tsv(genes: list[str], names: list[str], samples: list[str], values: np.ndarray, comment: str = "") -> bytes:
+    """An expression matrix as the TSV the admin import takes (NaN written as NaN)."""
+    lines = [f"# {comment}"] if comment else []
+    lines.append("\t".join(["gene_id", "gene_name", *samples]))
+    for gene, name, row in zip(genes, names, values, strict=True):
+        lines.append("\t".join([gene, name, *(repr(float(v)) if v == v else "NaN" for v in row)]))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def parse_tsv(text: str) -> tuple[list[str], list[str], np.ndarray]:
+    """A downloaded TSV: (sample ids, feature ids, values)."""
+    lines = [ln for ln in text.split("\n") if ln and not ln.startswith("#")]
+    header = lines[0].split("\t")[2:]
+    genes = [ln.split("\t")[0] for ln in lines[1:]]
+    values = np.array([[float(x) for x in ln.split("\t")[2:]] for ln in lines[1:]], dtype=np.float32)
+    return header, genes, values.reshape(len(genes), len(header))

@@ -20,6 +20,8 @@ from services.rnaget.app import create_app
 from services.rnaget.models import MEDIA_TYPE
 from services.rnaget.settings import RnagetSettings
 
+from .conftest import matrix_tsv, parse_tsv
+
 N_FEATURES, N_SAMPLES = 300, 40
 SAMPLES = [f"S{j} - primary tumour" for j in range(N_SAMPLES)]
 GENES = [f"ENSG{i:011d}" for i in range(N_FEATURES)]
@@ -35,10 +37,8 @@ def matrix() -> np.ndarray:
 
 
 def _tsv(values: np.ndarray) -> bytes:
-    lines = ["# test matrix", "\t".join(["gene_id", "gene_name", *SAMPLES])]
-    for i, row in enumerate(values):
-        lines.append("\t".join([GENES[i], NAMES[i], *(repr(float(v)) if v == v else "NaN" for v in row)]))
-    return ("\n".join(lines) + "\n").encode()
+    n = len(values)  # the first n features
+    return matrix_tsv(GENES[:n], NAMES[:n], SAMPLES, values, comment="test matrix")
 
 
 @pytest.fixture
@@ -64,14 +64,6 @@ async def client(
     return c
 
 
-def _parse_tsv(text: str) -> tuple[list[str], list[str], np.ndarray]:
-    lines = [ln for ln in text.split("\n") if ln and not ln.startswith("#")]
-    header = lines[0].split("\t")[2:]
-    genes = [ln.split("\t")[0] for ln in lines[1:]]
-    values = np.array([[float(x) for x in ln.split("\t")[2:]] for ln in lines[1:]], dtype=np.float32)
-    return header, genes, values.reshape(len(genes), len(header))
-
-
 @pytest.mark.parametrize("seed", range(4))
 async def test_random_slices_through_tsv_and_loom_match_the_source(
     client: TestClient[Any, Any], matrix: np.ndarray, tmp_path: Path, seed: int
@@ -84,7 +76,7 @@ async def test_random_slices_through_tsv_and_loom_match_the_source(
 
     r = await client.get("/expressions/E1/bytes", params={**query, "format": "tsv"})
     assert r.status == 200 and r.headers["Content-Type"].startswith("text/tab-separated-values")
-    header, genes, values = _parse_tsv(await r.text())
+    header, genes, values = parse_tsv(await r.text())
     assert header == [SAMPLES[c] for c in cols] and genes == [GENES[i] for i in rows]
     assert np.array_equal(values, expected, equal_nan=True)
 
@@ -111,7 +103,7 @@ async def test_thresholds_through_the_api(client: TestClient[Any, Any], matrix: 
         },
     )
     assert r.status == 200, await r.text()
-    header, genes, values = _parse_tsv(await r.text())
+    header, genes, values = parse_tsv(await r.text())
     keep_cols = np.flatnonzero((matrix[5] >= 8.0) & (matrix[9] <= 3.5))
     sub = matrix[:20][:, keep_cols]
     keep_rows = np.flatnonzero((sub >= 30.0).any(axis=1))

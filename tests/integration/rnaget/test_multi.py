@@ -17,6 +17,8 @@ from libs.common.testing import TokenMinter
 from services.rnaget.app import create_app
 from services.rnaget.settings import RnagetSettings
 
+from .conftest import matrix_tsv, parse_tsv
+
 GENES_1 = [f"ENSG{i:011d}" for i in range(0, 40)]
 GENES_2 = [f"ENSG{i:011d}" for i in range(70, 20, -1)]  # shares 21..39 with E1, in another order
 SAMPLES_1 = [f"A{j} - primary tumour" for j in range(6)]
@@ -31,10 +33,7 @@ def _values(shape: tuple[int, int], seed: int) -> np.ndarray:
 
 
 def _tsv(genes: list[str], samples: list[str], values: np.ndarray) -> bytes:
-    lines = ["\t".join(["gene_id", "gene_name", *samples])]
-    for gene, row in zip(genes, values, strict=True):
-        lines.append("\t".join([gene, gene.lower(), *(repr(float(v)) if v == v else "NaN" for v in row)]))
-    return ("\n".join(lines) + "\n").encode()
+    return matrix_tsv(genes, [g.lower() for g in genes], samples, values)
 
 
 VALUES_1, VALUES_2 = _values((40, 6), 1), _values((50, 4), 2)
@@ -72,14 +71,6 @@ def _expected(genes: list[str]) -> np.ndarray:
     return out
 
 
-def _parse_tsv(text: str) -> tuple[list[str], list[str], np.ndarray]:
-    lines = [ln for ln in text.split("\n") if ln and not ln.startswith("#")]
-    header = lines[0].split("\t")[2:]
-    genes = [ln.split("\t")[0] for ln in lines[1:]]
-    values = np.array([[float(x) for x in ln.split("\t")[2:]] for ln in lines[1:]], dtype=np.float32)
-    return header, genes, values.reshape(len(genes), len(header))
-
-
 async def test_bytes_over_two_matrices_is_one_merged_matrix(client: TestClient[Any, Any], tmp_path: Path) -> None:
     wanted = [GENES_1[3], GENES_1[30], GENES_2[0], "ENSG99999999999"]  # only E1, both, only E2, neither
     query = {"studyID": "ST1", "version": "1.0", "featureIDList": ",".join(wanted)}
@@ -91,7 +82,7 @@ async def test_bytes_over_two_matrices_is_one_merged_matrix(client: TestClient[A
     assert r.headers["X-Matrix-Shape"] == "3x10" and "ST1-merged.tsv" in r.headers["Content-Disposition"]
     text = await r.text()
     assert "# seqhub RNAget expression merged from E1, E2" in text
-    header, got_genes, values = _parse_tsv(text)
+    header, got_genes, values = parse_tsv(text)
     assert header == SAMPLES_1 + SAMPLES_2 and got_genes == genes
     assert np.array_equal(values, _expected(genes), equal_nan=True)
 
@@ -113,7 +104,7 @@ async def test_ticket_over_two_matrices_points_at_the_merged_bytes(client: TestC
     assert ticket["fileType"] == "tsv" and "/expressions/bytes?" in ticket["url"]
     r = await client.get(ticket["url"].split(str(client.make_url("")), 1)[-1])
     assert r.status == 200, await r.text()
-    header, genes, values = _parse_tsv(await r.text())
+    header, genes, values = parse_tsv(await r.text())
     assert header == [SAMPLES_1[2], SAMPLES_2[1]]
     assert genes == GENES_1 + [g for g in GENES_2 if g not in GENES_1]
     assert np.array_equal(values, _expected(genes)[:, [2, 7]], equal_nan=True)
