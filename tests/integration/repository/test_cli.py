@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -17,15 +18,21 @@ from .conftest import Client
 EXAMPLES = (SHARED / "specs/sra-examples")
 
 
-async def test_submit_get_list_delete(
-    client: Client, token_minter: TokenMinter, capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
+@pytest.fixture
+def seqhub(client: Client, token_minter: TokenMinter) -> Callable[..., Awaitable[int]]:
+    """Run `seqhub ARGS` against the test server as alice (repository:write); returns the exit code."""
     url = str(client.make_url("")).rstrip("/")
     token = token_minter.mint("alice", "repository:write")
 
-    async def seqhub(*argv: str) -> int:
+    async def run(*argv: str) -> int:
         return await asyncio.to_thread(main, [*argv, "--url", url, "--token", token])
 
+    return run
+
+
+async def test_submit_get_list_delete(
+    seqhub: Callable[..., Awaitable[int]], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     assert await seqhub("repo", "submit", str(EXAMPLES / "SRS001433.xml")) == 0
     accession = capsys.readouterr().out.split("\t")[0]
     assert accession == "SHS000001"
@@ -54,14 +61,8 @@ def test_split_refuses_entities_and_unknown_roots() -> None:
 
 
 async def test_submit_sends_a_set_whole(
-    client: Client, token_minter: TokenMinter, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    seqhub: Callable[..., Awaitable[int]], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    url = str(client.make_url("")).rstrip("/")
-    token = token_minter.mint("alice", "repository:write")
-
-    async def seqhub(*argv: str) -> int:
-        return await asyncio.to_thread(main, [*argv, "--url", url, "--token", token])
-
     def sample(alias: str, taxon: str = "9606") -> str:
         return f'<SAMPLE alias="{alias}"><SAMPLE_NAME><TAXON_ID>{taxon}</TAXON_ID></SAMPLE_NAME></SAMPLE>'
 
