@@ -27,6 +27,14 @@ from .conftest import TINY_XML, metadata, tus
 SERVER_COMMAND = [sys.executable, "-m", "services.ingest"]
 
 
+async def _register(http: aiohttp.ClientSession, server: "IngestProcess", auth: dict[str, str], name: str) -> str:
+    response = await http.post(
+        f"{server.url}/ingest/runs", headers=auth, json={"name": name, "run_info_xml": TINY_XML, "format": "bcl"}
+    )
+    assert response.status == 201, await response.text()
+    return str((await response.json())["id"])
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -105,12 +113,7 @@ async def test_server_killed_mid_patch_resumes_to_identical_file(
     auth = token_minter.bearer("instrument-1", "ingest:upload")
     data = os.urandom(24 * 1024 * 1024)
     async with aiohttp.ClientSession() as http:
-        response = await http.post(
-            f"{server.url}/ingest/runs",
-            headers=auth,
-            json={"name": "crash_run", "run_info_xml": TINY_XML, "format": "bcl"},
-        )
-        run_id = (await response.json())["id"]
+        run_id = await _register(http, server, auth, "crash_run")
         response = await http.post(
             f"{server.url}/ingest/files/",
             headers={
@@ -173,12 +176,7 @@ async def test_concurrent_patches_from_two_processes_one_wins(
     second.start()
     try:
         async with aiohttp.ClientSession() as http:
-            response = await http.post(
-                f"{server.url}/ingest/runs",
-                headers=auth,
-                json={"name": "two_procs", "run_info_xml": TINY_XML, "format": "bcl"},
-            )
-            run_id = (await response.json())["id"]
+            run_id = await _register(http, server, auth, "two_procs")
             response = await http.post(
                 f"{server.url}/ingest/files/",
                 headers={
@@ -238,12 +236,7 @@ async def test_sweep_removes_the_part_file_of_a_server_killed_mid_creation_with_
         raise AssertionError("no part file appeared")
 
     async with aiohttp.ClientSession() as http:
-        response = await http.post(
-            f"{server.url}/ingest/runs",
-            headers=auth,
-            json={"name": "orphans", "run_info_xml": TINY_XML, "format": "bcl"},
-        )
-        run_id = (await response.json())["id"]
+        run_id = await _register(http, server, auth, "orphans")
         response = await http.post(
             f"{server.url}/ingest/files/",
             headers={**auth, **tus(), "Upload-Length": "1000", "Upload-Metadata": metadata(run_id=run_id, path="live")},
