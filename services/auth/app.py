@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 from aiohttp import web
 
 from libs.common import keys as common_keys
+from libs.common.periodic import periodic
 from libs.common.web import service_app
 from services.auth import api, consumers, keys
 from services.auth.accounts import Accounts
@@ -85,19 +85,12 @@ async def _auth_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[keys.accounts] = accounts
     app[keys.service] = AuthService(store, server, holder, outbox, login=policy)
-    reload = asyncio.create_task(_reload_keys(accounts, settings.key_reload_seconds), name="auth-key-reload")
-    try:
+    # pick up key rotations done by another replica (the rotated-in key is published before it signs)
+    async with periodic(
+        settings.key_reload_seconds,
+        accounts.load_keys,
+        name="auth-key-reload",
+        failure="could not reload the signing keys; keeping the current ones",
+        log=log,
+    ):
         yield
-    finally:
-        reload.cancel()
-        await asyncio.gather(reload, return_exceptions=True)
-
-
-async def _reload_keys(accounts: Accounts, every: float) -> None:
-    """Pick up key rotations done by another replica (the rotated-in key is published before it signs)."""
-    while True:
-        await asyncio.sleep(every)
-        try:
-            await accounts.load_keys()
-        except Exception:
-            log.warning("could not reload the signing keys; keeping the current ones", exc_info=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +13,7 @@ from aiohttp import web
 
 from libs.common import keys as common_keys
 from libs.common.passports import PassportVerifier, load_issuer_keys
+from libs.common.periodic import periodic
 from libs.common.web import service_app
 
 from . import api, consumers, keys, service
@@ -74,29 +75,12 @@ async def _beacon_ctx(app: web.Application) -> AsyncIterator[None]:
     await asyncio.to_thread(settings.index_root().mkdir, parents=True, exist_ok=True)
     catalog = app[keys.catalog]
     await service.refresh(root=settings.index_root(), store=store, catalog=catalog)
-    stop = asyncio.Event()
-    task = asyncio.create_task(_refresh_forever(app, stop), name="beacon-refresh")
-    try:
+    refresh = functools.partial(service.refresh, root=settings.index_root(), store=store, catalog=catalog)
+    async with periodic(
+        settings.refresh_seconds,
+        refresh,
+        name="beacon-refresh",
+        failure="could not refresh the live datasets; will retry",
+        log=log,
+    ):
         yield
-    finally:
-        # Stop by event, not by cancel alone: a cancellation landing inside a pymongo call can come back
-        # as an ordinary error, which the loop would log and carry on from.
-        stop.set()
-        done, _ = await asyncio.wait({task}, timeout=10)
-        if not done:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-
-async def _refresh_forever(app: web.Application, stop: asyncio.Event) -> None:
-    settings = app[keys.settings]
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), settings.refresh_seconds)
-        if stop.is_set():
-            return
-        try:
-            await service.refresh(root=settings.index_root(), store=app[keys.dataset_store], catalog=app[keys.catalog])
-        except Exception:
-            log.warning("could not refresh the live datasets; will retry", exc_info=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -11,6 +11,7 @@ from datetime import timedelta
 from aiohttp import web
 
 from libs.common import keys as common_keys
+from libs.common.periodic import periodic
 from libs.common.web import service_app
 from services.ingest import api, consumers, keys, service, store, uploads
 from services.ingest.partfile import PartFiles
@@ -72,22 +73,17 @@ async def sweep_once(deps: service.Ingest) -> None:
     await service.refresh_run_counts(deps=deps)
 
 
-async def _sweeper(deps: service.Ingest, interval: float) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await sweep_once(deps)
-        except Exception:
-            log.warning("ingest sweep failed; retrying next period", exc_info=True)
-
-
 async def _sweep_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.settings]
-    task = None
-    if settings.sweep:
-        task = asyncio.create_task(_sweeper(app[keys.ingest], settings.sweep_interval_seconds), name="ingest-sweep")
-    yield
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    if not settings.sweep:
+        yield
+        return
+    sweep = functools.partial(sweep_once, app[keys.ingest])
+    async with periodic(
+        settings.sweep_interval_seconds,
+        sweep,
+        name="ingest-sweep",
+        failure="ingest sweep failed; retrying next period",
+        log=log,
+    ):
+        yield

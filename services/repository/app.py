@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -13,6 +13,7 @@ from aiohttp import web
 
 from libs.common import keys as common_keys
 from libs.common.auth import BasicVerifier as VerifyBasic
+from libs.common.periodic import periodic
 from libs.common.web import service_app
 from services.repository import api, consumers, keys, service, store
 from services.repository.basic import BasicVerifier, HttpIntrospector
@@ -56,26 +57,23 @@ async def _repository_ctx(app: web.Application) -> AsyncIterator[None]:
         )
         verifier: VerifyBasic = BasicVerifier(introspect, ttl=settings.basic_cache_seconds)
         app[common_keys.basic_verifier] = verifier
-    stop, sweeper = asyncio.Event(), None
-    if settings.hold_sweep_seconds > 0:
-        sweeper = asyncio.create_task(
-            _release_held(app[keys.resource_store], settings.hold_sweep_seconds, stop), name="repository:hold-sweep"
-        )
-    yield
-    if sweeper is not None:
-        stop.set()  # not cancelled: a sweep in flight finishes its database calls before the client closes
-        await sweeper
+    if settings.hold_sweep_seconds <= 0:
+        yield
+        return
+    sweep = functools.partial(_release_held, app[keys.resource_store])
+    async with periodic(
+        settings.hold_sweep_seconds,
+        sweep,
+        name="repository:hold-sweep",
+        failure="hold sweep failed; retrying at the next interval",
+        log=log,
+        at_start=True,
+    ):
+        yield
 
 
-async def _release_held(resource_store: service.ResourceStore, every: float, stop: asyncio.Event) -> None:
-    """Release held objects whose HoldUntilDate has come, now and then every `every` seconds, until `stop`."""
-    while not stop.is_set():
-        try:
-            released = await service.release_due(resource_store, today=datetime.now(UTC).date())
-            if released:
-                log.info("released held objects", extra={"accessions": [r.accession for r in released]})
-        except Exception:
-            log.warning("hold sweep failed; retrying at the next interval", exc_info=True)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(every):
-                await stop.wait()
+async def _release_held(resource_store: service.ResourceStore) -> None:
+    """Release held objects whose HoldUntilDate has come."""
+    released = await service.release_due(resource_store, today=datetime.now(UTC).date())
+    if released:
+        log.info("released held objects", extra={"accessions": [r.accession for r in released]})
