@@ -19,10 +19,10 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from libs.common.filestore import hash_range
 
@@ -30,6 +30,7 @@ from .tus import Checksum
 
 READ_BLOCK = 1 << 20
 INLINE_HASH_BYTES = 4 << 20  # bodies up to this are hashed while written; the rest of bigger ones at the end
+T = TypeVar("T")
 _PART_NAME = re.compile(r"([0-9a-f]{32})\.part")  # <upload id: uuid4 hex>.part, under <first two hex digits>/
 _CONCAT_NAME = re.compile(r"([0-9a-f]{32})\.concat")  # a concatenation's merged bytes before their rename
 
@@ -47,9 +48,38 @@ class BodyInterrupted(Exception):
 
 
 @dataclass(frozen=True)
-class AppendResult:
+class AppendResult(Generic[T]):
     written: int
     checksum_ok: bool
+    completed: T | None = None  # what `complete` returned, when it was called
+
+
+class _HandoverFailed(Exception):
+    """`complete` raised: carries its exception past the writer's clean-up."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass
+class _Handover(Generic[T]):
+    """A whole body's hand-over, run by the writer's thread after the fsync (see `PartFiles.append`)."""
+
+    complete: Callable[[Path, str], T]
+    path: Path
+    whole: Any
+    part: Any
+    expected: bytes | None  # the per-request checksum's digest
+    result: T | None = None
+
+    def __call__(self) -> None:
+        if self.part is not None and self.part.digest() != self.expected:
+            return  # the caller reports the mismatch and drops the bytes
+        try:
+            self.result = self.complete(self.path, self.whole.hexdigest())
+        except BaseException as exc:
+            raise _HandoverFailed(exc) from exc
 
 
 @dataclass
@@ -155,8 +185,15 @@ class PartFiles:
         *,
         limit: int | None,
         checksum: Checksum | None,
-    ) -> AppendResult:
+        complete: Callable[[Path, str], T] | None = None,
+    ) -> AppendResult[T]:
         """Write `body` at `offset`; on a checksum mismatch or an over-long body, nothing is kept.
+
+        `complete(path, sha256 hex)`: when the body (from offset 0) brings the file to exactly `limit` bytes and
+        passes its checksum, it is called in the writer's thread right after the fsync — the hop that wrote the last
+        bytes also hands the file on (blocking work: a hard link) — and its result is `AppendResult.completed`.
+        Once it is called the part file is the caller's: an exception from it propagates as it is, nothing here
+        truncates or deletes the file (it may be linked elsewhere by then), and no running hash is kept.
 
         Raises:
             BodyTooLong: more than `limit` bytes arrived (file truncated back to `offset`).
@@ -164,7 +201,7 @@ class PartFiles:
                 unless a per-request checksum was announced (then they are dropped: unverifiable).
         """
         with self.in_use(upload_id):
-            return await self._append(upload_id, offset, body, limit=limit, checksum=checksum)
+            return await self._append(upload_id, offset, body, limit=limit, checksum=checksum, complete=complete)
 
     async def _append(
         self,
@@ -174,7 +211,8 @@ class PartFiles:
         *,
         limit: int | None,
         checksum: Checksum | None,
-    ) -> AppendResult:
+        complete: Callable[[Path, str], T] | None,
+    ) -> AppendResult[T]:
         path = self.path(upload_id)
         running = self._hashes.get(upload_id)
         whole = running.hasher if running is not None and running.offset == offset else None
@@ -182,9 +220,13 @@ class PartFiles:
             whole = hashlib.sha256()
         part = checksum.new_hasher() if checksum else None
         writer = _Writer(path, offset, [h for h in (whole, part) if h is not None])
+        handover: _Handover[T] | None = None
         try:
             written, last = await self._pump(body, writer, limit)
-            await writer.finish(last, sync=self.fsync)  # the last batch, fsync and close: one thread hop
+            if complete is not None and whole is not None and offset == 0 and written == limit:
+                handover = _Handover(complete, path, whole, part, None if checksum is None else checksum.digest)
+            # the last batch, fsync, close (and the handover): one thread hop
+            await writer.finish(last, sync=self.fsync, then=handover)
         except BodyTooLong:
             await writer.abort()
             self._hashes.pop(upload_id, None)
@@ -197,6 +239,9 @@ class PartFiles:
             await writer.finish([], sync=self.fsync)
             self._remember(upload_id, offset + exc.written, whole)
             raise
+        except _HandoverFailed as failed:  # the file is the caller's now: leave it as it is
+            self._hashes.pop(upload_id, None)
+            raise failed.error from None
         except BaseException:
             await writer.abort()
             self._hashes.pop(upload_id, None)
@@ -205,6 +250,9 @@ class PartFiles:
             await writer.abort()
             self._hashes.pop(upload_id, None)
             return AppendResult(0, checksum_ok=False)
+        if handover is not None:
+            self._hashes.pop(upload_id, None)
+            return AppendResult(written, checksum_ok=True, completed=handover.result)
         self._remember(upload_id, offset + written, whole)
         return AppendResult(written, checksum_ok=True)
 
@@ -302,7 +350,12 @@ class _Writer:
             self.hashed += size
         self.written += size
 
-    def _finish(self, batch: list[bytes], sync: bool) -> None:
+    def _finish(self, batch: list[bytes], sync: bool, then: Callable[[], None] | None) -> None:
+        self._sync_and_hash(batch, sync)
+        if then is not None:
+            then()
+
+    def _sync_and_hash(self, batch: list[bytes], sync: bool) -> None:
         self._write(batch)
         fd, self.fd = self.fd, None
         assert fd is not None
@@ -333,9 +386,9 @@ class _Writer:
             pending, self.pending = self.pending, None
             await pending
 
-    async def finish(self, batch: list[bytes], *, sync: bool) -> None:
+    async def finish(self, batch: list[bytes], *, sync: bool, then: Callable[[], None] | None = None) -> None:
         await self.drain()
-        await asyncio.to_thread(self._finish, batch, sync)
+        await asyncio.to_thread(self._finish, batch, sync, then)
 
     async def abort(self) -> None:
         """Drop what this writer wrote: the file is cut back to `offset`."""

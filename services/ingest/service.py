@@ -316,15 +316,20 @@ async def store_completed_file(
     correlation_id: str | None,
     deps: Ingest,
     new_upload: dict[str, Any] | None = None,
+    placed: Placed | None = None,
 ) -> StoredFile:
     """Move a finished upload into the run folder and account for it; may complete the run (RunUploaded).
 
     `new_upload`: the upload document of a whole file received in one request, inserted (state stored) with
-    the accounting instead of updated, its bytes reserved on the run in the same write."""
+    the accounting instead of updated, its bytes reserved on the run in the same write. `placed`: what
+    `place_file` returned when the upload's writer already moved the file (in the thread that wrote it)."""
     facts = await run_facts(run_id, deps=deps)
     key = file_key(run_id, path)
     uri = uri_of(key)
-    placed, target = await _place(deps, key, deps.parts.path(upload_id), size, sha256, path=path, run_id=run_id)
+    if placed is None:
+        source = deps.parts.path(upload_id)
+        placed = await asyncio.to_thread(place_file, deps, run_id, path, source, size, sha256)
+    moved, target = placed
     stored = StoredFile(path=path, size=size, sha256=sha256, uri=uri)
     entry = _Entry(
         file=stored,
@@ -338,7 +343,7 @@ async def store_completed_file(
     try:
         await deps.ledger.commit(entry, deps)
     except (Conflict, PayloadTooLarge, NotFound):
-        if placed and not entry.recorded and not entry.stored_by_other:
+        if moved and not entry.recorded and not entry.stored_by_other:
             await asyncio.to_thread(target.unlink, missing_ok=True)
         raise
     return stored
@@ -522,35 +527,35 @@ async def _complete_if_whole(run: dict[str, Any], *, correlation_id: str | None,
     deps.run_facts.pop(run["_id"], None)
 
 
-async def _place(
-    deps: Ingest, key: str, source: Path, size: int, sha256: str, *, path: str, run_id: str
-) -> tuple[bool, Path]:
-    """Move a part file into the store without ever replacing a stored file (a hard link fails if the target
-    exists), in one thread hop. (True, target) if this call put the bytes there; (False, target) if the same
-    bytes already were (a retried finalisation)."""
+Placed = tuple[bool, Path]
+"""What `place_file` did: (True, target) if it put the bytes there, (False, target) if they already were."""
 
-    def _link() -> tuple[bool, Path]:
-        target = deps.files.path(key)
-        try:
-            _link_new(source, target)
-        except FileExistsError:
-            if target.stat().st_size == size and file_digest(target, "sha256") == sha256:
-                source.unlink(missing_ok=True)
-                return False, target
-            raise
-        except FileNotFoundError:
-            if source.exists():
-                raise
-            if target.exists() and target.stat().st_size == size:
-                return False, target  # moved by an earlier attempt that died before accounting
-            raise NotFound(f"the data of the upload of {path!r} is gone") from None
-        source.unlink()
-        return True, target
 
+def place_file(deps: Ingest, run_id: str, path: str, source: Path, size: int, sha256: str) -> Placed:
+    """Move a part file into the run folder without ever replacing a stored file (a hard link fails if the target
+    exists). Blocking: run it in a thread (the upload's writer calls it right after its fsync). (True, target) if
+    this call put the bytes there; (False, target) if the same bytes already were (a retried finalisation).
+
+    Raises:
+        Conflict: another file is stored under that path.
+        NotFound: the part file is gone and the target does not hold it.
+    """
+    target = deps.files.path(file_key(run_id, path))
     try:
-        return await asyncio.to_thread(_link)
+        _link_new(source, target)
     except FileExistsError:
+        if target.stat().st_size == size and file_digest(target, "sha256") == sha256:
+            source.unlink(missing_ok=True)
+            return False, target
         raise Conflict(f"{path!r} is already stored in run {run_id!r}; files cannot be overwritten") from None
+    except FileNotFoundError:
+        if source.exists():
+            raise
+        if target.exists() and target.stat().st_size == size:
+            return False, target  # moved by an earlier attempt that died before accounting
+        raise NotFound(f"the data of the upload of {path!r} is gone") from None
+    source.unlink()
+    return True, target
 
 
 def _link_new(source: Path, target: Path) -> None:

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from libs.common.errors import Conflict
@@ -25,7 +26,7 @@ from libs.common.errors import Conflict
 from . import service
 from .metrics import ACTIVE_UPLOADS, ORPHAN_PARTS_REMOVED, UPLOAD_BYTES, UPLOAD_REQUESTS, UPLOADS_EXPIRED
 from .models import UploadState
-from .partfile import BodyInterrupted, BodyTooLong, file_digest
+from .partfile import AppendResult, BodyInterrupted, BodyTooLong, file_digest
 from .paths import validate_relative_path
 from .service import Ingest, now
 from .tus import (
@@ -212,9 +213,17 @@ async def _create_with_body(
     that breaks off leaves nothing (the client never learnt the URL)."""
     upload_id, run_id, path, length = doc["_id"], doc["run_id"], doc["path"], doc["length"]
     await service.check_run_takes(run_id, length, subject=doc["owner"], deps=deps)
+
+    def hand_over(source: Path, sha256: str) -> tuple[str, service.Placed]:
+        """In the writer's thread, after its fsync: check the whole file, move it into the run folder."""
+        _check_whole(doc, source, sha256, after="nothing was stored")
+        return sha256, service.place_file(deps, run_id, path, source, length, sha256)
+
     ACTIVE_UPLOADS.inc()
     try:
-        result = await deps.parts.append(upload_id, 0, body.chunks, limit=length, checksum=body.checksum)
+        result = await deps.parts.append(
+            upload_id, 0, body.chunks, limit=length, checksum=body.checksum, complete=hand_over
+        )
     except BodyTooLong:
         deps.parts.delete(upload_id)
         UPLOAD_REQUESTS.labels(outcome="too_large").inc()
@@ -246,9 +255,10 @@ async def _create_with_body(
             raise
         UPLOAD_BYTES.inc(written)
         return _info(doc)
+    assert result.completed is not None  # the whole body is in and verified: its writer handed it over
+    sha256, placed = result.completed
+    doc.update(offset=length, state=UploadState.STORED.value, sha256=sha256, updated_at=at)
     try:
-        sha256 = await _verified_sha256(doc, deps=deps, after="nothing was stored")
-        doc.update(offset=length, state=UploadState.STORED.value, sha256=sha256, updated_at=at)
         await service.store_completed_file(
             upload_id=upload_id,
             run_id=run_id,
@@ -258,6 +268,7 @@ async def _create_with_body(
             correlation_id=correlation_id,
             deps=deps,
             new_upload=doc,
+            placed=placed,
         )
     except BaseException:
         deps.parts.delete(upload_id)  # refused: the part file goes (once stored, it was moved)
@@ -270,20 +281,27 @@ async def _create_with_body(
 async def _verified_sha256(doc: dict[str, Any], *, deps: Ingest, after: str) -> str:
     """The whole file's SHA-256 (from the running hash), after checking the metadata checksum; 460 if it fails."""
     upload_id = doc["_id"]
-    sha256 = doc.get("sha256") or await deps.parts.sha256(upload_id, doc["length"])
+    sha256 = str(doc.get("sha256") or await deps.parts.sha256(upload_id, doc["length"]))
     expected = doc.get("expected_checksum")
-    if expected is not None:
-        algorithm, digest = expected
-        actual = (
-            sha256
-            if algorithm == "sha256"
-            else await asyncio.to_thread(file_digest, deps.parts.path(upload_id), algorithm)
-        )
-        if actual != digest:
-            UPLOAD_REQUESTS.labels(outcome="checksum_mismatch").inc()
-            raise ChecksumMismatch(f"the whole file does not match the {algorithm} in Upload-Metadata; {after}")
+    if expected is not None and expected[0] != "sha256":  # reads the file
+        await asyncio.to_thread(_check_whole, doc, deps.parts.path(upload_id), sha256, after=after)
+    else:
+        _check_whole(doc, deps.parts.path(upload_id), sha256, after=after)
     deps.parts.forget_hash(upload_id)
-    return str(sha256)
+    return sha256
+
+
+def _check_whole(doc: dict[str, Any], source: Path, sha256: str, *, after: str) -> None:
+    """460 unless the whole file matches the checksum its Upload-Metadata announced (blocking for md5/sha1: the
+    file is read; sha256 is the running hash's)."""
+    expected = doc.get("expected_checksum")
+    if expected is None:
+        return
+    algorithm, digest = expected
+    actual = sha256 if algorithm == "sha256" else file_digest(source, algorithm)
+    if actual != digest:
+        UPLOAD_REQUESTS.labels(outcome="checksum_mismatch").inc()
+        raise ChecksumMismatch(f"the whole file does not match the {algorithm} in Upload-Metadata; {after}")
 
 
 async def _final_parts(concat: Concat, *, subject: str, deps: Ingest) -> list[dict[str, Any]]:
@@ -456,7 +474,9 @@ async def _append_locked(lease: Lease, body: Body, *, deps: Ingest) -> dict[str,
     renewer = asyncio.create_task(_renew(lease, deps=deps))
     ACTIVE_UPLOADS.inc()
     try:
-        result = await deps.parts.append(upload_id, doc["offset"], body.chunks, limit=room, checksum=body.checksum)
+        result: AppendResult[None] = await deps.parts.append(
+            upload_id, doc["offset"], body.chunks, limit=room, checksum=body.checksum
+        )
     except BodyTooLong:
         UPLOAD_REQUESTS.labels(outcome="too_large").inc()
         raise UploadTooLarge(f"the body is longer than the {room} bytes upload {upload_id} may still take") from None

@@ -409,34 +409,59 @@ async def test_concatenation_of_partial_uploads(
     assert stored.read_bytes() == b"".join(parts)
 
 
-async def test_whole_file_checksum_from_metadata(client: TestClient, auth: dict[str, str], register: Any) -> None:
-    run = await register()
-    data = b"payload"
-    good = "sha256 " + hashlib.sha256(data).hexdigest()
-    response = await client.post(
-        "/ingest/files/",
-        data=b"payloaX",
-        headers={
-            **auth,
-            **tus(),
-            **OCTET,
-            "Upload-Length": "7",
-            "Upload-Metadata": metadata(run_id=run["id"], path="c.txt", checksum=good),
-        },
-    )
-    assert response.status == 460
-    response = await client.post(
+def _part_files(settings: IngestSettings) -> list[Path]:
+    return list((settings.common.data_root / "ingest" / "uploads").rglob("*.part"))
+
+
+async def _post_whole(
+    client: TestClient, auth: dict[str, str], run_id: str, path: str, data: bytes, **meta: str
+) -> Any:
+    """creation-with-upload of a whole file in one request."""
+    return await client.post(
         "/ingest/files/",
         data=data,
         headers={
             **auth,
             **tus(),
             **OCTET,
-            "Upload-Length": "7",
-            "Upload-Metadata": metadata(run_id=run["id"], path="c.txt", checksum=good),
+            "Upload-Length": str(len(data)),
+            "Upload-Metadata": metadata(run_id=run_id, path=path, **meta),
         },
     )
-    assert response.status == 201
+
+
+async def test_whole_file_checksum_from_metadata(
+    client: TestClient, auth: dict[str, str], register: Any, ingest_settings: IngestSettings
+) -> None:
+    run = await register()
+    data = b"payload"
+    folder = ingest_settings.common.files_root / "runs" / run["id"]
+    for algorithm in ("sha256", "md5"):
+        good = f"{algorithm} " + hashlib.new(algorithm, data).hexdigest()
+        response = await _post_whole(client, auth, run["id"], f"{algorithm}.txt", b"payloaX", checksum=good)
+        assert response.status == 460, await response.text()
+        assert "Upload-Metadata" in (await response.json())["detail"]
+        assert not (folder / f"{algorithm}.txt").exists() and _part_files(ingest_settings) == []
+        response = await _post_whole(client, auth, run["id"], f"{algorithm}.txt", data, checksum=good)
+        assert response.status == 201, await response.text()
+        assert (folder / f"{algorithm}.txt").read_bytes() == data
+    assert _part_files(ingest_settings) == []
+
+
+async def test_a_whole_file_never_replaces_a_stored_one(
+    client: TestClient, auth: dict[str, str], register: Any, ingest_settings: IngestSettings
+) -> None:
+    run = await register()
+    stored = ingest_settings.common.files_root / "runs" / run["id"] / "x.txt"
+    assert (await _post_whole(client, auth, run["id"], "x.txt", b"one")).status == 201
+    for again in (b"two", b"one"):  # other bytes, and the same bytes sent by another upload
+        response = await _post_whole(client, auth, run["id"], "x.txt", again)
+        assert response.status == 409, await response.text()
+        assert "already stored" in (await response.json())["detail"]
+        assert stored.read_bytes() == b"one"
+    assert _part_files(ingest_settings) == []
+    shown = await (await client.get(f"/ingest/runs/{run['id']}", headers=auth)).json()
+    assert shown["files_received"] == 1 and shown["bytes_received"] == 3
 
 
 async def test_concurrent_patch_gets_423(client: TestClient, auth: dict[str, str], register: Any) -> None:
