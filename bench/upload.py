@@ -10,7 +10,9 @@ file: a second real tus client, doing the work instruments do (a sha256 pass ove
 Upload-Checksum per chunk that the server verifies, each chunk streamed from the file). Client CPU-s per GiB
 (this process's CPU time) is shown for aiotus and the agent. Both
 servers are separate processes, started fresh for each measurement; their peak RSS (VmHWM) is read from
-/proc, and the ingest server is also measured with a small file (default 200 MiB) to show RSS is flat.
+/proc, and the ingest server is also measured with a small file (default 200 MiB) to show RSS is flat. Printed
+too: the database's share of a PATCH's fixed cost (median latency of the one offset write a PATCH makes,
+`UploadStore.write_locked`, from this process) and the milliseconds per chunk of the bare handler and plain tus.
 
 Part B — a run of many small files (default 10,000 x 100 KB) through the agent (`RunUploader`): files/s
 with `--parallel` transfers vs one at a time, each against a fresh ingest server and (when the bench starts
@@ -46,10 +48,13 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import aiotus
+from pymongo import AsyncMongoClient
 from tusclient.client import TusClient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +63,7 @@ sys.path.insert(0, str(ROOT))
 from libs.common.testing import TokenMinter  # noqa: E402
 from libs.sdk.client import SeqhubClient  # noqa: E402
 from libs.sdk.uploader import RunUploader  # noqa: E402
+from services.ingest import store  # noqa: E402
 from services.ingest.bcl.runinfo import ReadInfo, RunInfo, runinfo_xml  # noqa: E402
 
 MIB = 1 << 20
@@ -331,16 +337,42 @@ class Bench:
         size = source.stat().st_size
         return size / MIB / elapsed, cpu / (size / (1 << 30))
 
+    async def offset_write_ms(self, rounds: int = 200) -> float:
+        """Median latency (ms) of the one database write a PATCH costs — `UploadStore.write_locked` with the
+        fields `uploads._advance` sets, on a collection with the service's indexes, timeoutMS as the service
+        connects — from this process to the bench's database: the database's part of a PATCH's fixed cost."""
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.service_mongo_url(), timeoutMS=30_000)
+        try:
+            db = client[f"bench_probe_{uuid.uuid4().hex[:8]}"]
+            await db["uploads"].create_indexes(store.INDEXES["uploads"])
+            uploads = store.UploadStore(db)
+            at = datetime.now(UTC)
+            await uploads.insert({"_id": "probe", "offset": 0, "state": "receiving", "expires_at": at, "lock": None})
+            await db["uploads"].update_one({"_id": "probe"}, {"$set": {"lock": {"token": "t", "until": at}}})
+            times = []
+            for i in range(rounds):
+                at = datetime.now(UTC)
+                started = time.perf_counter()
+                fields = {"offset": i, "updated_at": at, "expires_at": at + timedelta(days=1), "lock.until": at}
+                assert await uploads.write_locked("probe", "t", fields)
+                times.append(time.perf_counter() - started)
+            await client.drop_database(db.name)
+        finally:
+            await client.close()
+        return statistics.median(times) * 1000
+
     async def part_a(self) -> None:
         big = make_file(self.work / "big.bin", self.args.big_mib)
         small = make_file(self.work / "small.bin", self.args.small_mib)
         print(f"\n== one file over loopback: {self.args.big_mib} MiB (tus clients vs bare aiohttp handler) ==")
+        print(f"database offset write (update_one, one per PATCH): {await self.offset_write_ms():.2f} ms median")
         print(
             f"{'chunk':>8} {'bare MB/s':>10} {'aiotus MB/s':>12} {'ratio':>6} {'tuspy MB/s':>11} {'ratio':>6}"
             f" {'agent MB/s':>11} {'ratio':>6}"
             f" {'plain-tus MB/s':>15} {'ratio':>6} {'bare(bytes) MB/s':>17} {'aiotus ratio':>13}"
             f" {'CPU-s/GiB aiotus':>17} {'tuspy':>6} {'agent':>6}"
-            f" {'bare RSS':>9} {'tus RSS':>8} {'tus RSS ' + str(self.args.small_mib) + ' MiB':>16}  load"
+            f" {'bare RSS':>9} {'tus RSS':>8} {'tus RSS ' + str(self.args.small_mib) + ' MiB':>16}"
+            f" {'ms/chunk bare':>14} {'plain-tus':>10}  load"
         )
         try:
             for chunk_mib in self.args.chunks:
@@ -358,7 +390,8 @@ class Bench:
                     f" {plain_speed:>15.0f} {plain_speed / bare_speed:>6.2f}"
                     f" {bytes_speed:>17.0f} {tus_speed / bytes_speed:>13.2f}"
                     f" {tus_cpu:>17.1f} {tuspy_cpu:>6.1f} {agent_cpu:>6.1f}"
-                    f" {bare_rss:>8.0f}M {tus_rss:>7.0f}M {small_rss:>15.0f}M  {load()}",
+                    f" {bare_rss:>8.0f}M {tus_rss:>7.0f}M {small_rss:>15.0f}M"
+                    f" {chunk_mib / bare_speed * 1000:>14.1f} {chunk_mib / plain_speed * 1000:>10.1f}  {load()}",
                     flush=True,
                 )
         finally:
