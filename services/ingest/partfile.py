@@ -193,7 +193,9 @@ class PartFiles:
         passes its checksum, it is called in the writer's thread right after the fsync — the hop that wrote the last
         bytes also hands the file on (blocking work: a hard link) — and its result is `AppendResult.completed`.
         Once it is called the part file is the caller's: an exception from it propagates as it is, nothing here
-        truncates or deletes the file (it may be linked elsewhere by then), and no running hash is kept.
+        truncates or deletes the file (it may be linked elsewhere by then), and no running hash is kept. The same
+        holds for any failure (a failed fsync, a cancellation) once the whole body is in: the caller deletes the
+        part file's name.
 
         Raises:
             BodyTooLong: more than `limit` bytes arrived (file truncated back to `offset`).
@@ -243,7 +245,11 @@ class PartFiles:
             self._hashes.pop(upload_id, None)
             raise failed.error from None
         except BaseException:
-            await writer.abort()
+            if handover is None:
+                await writer.abort()
+            # else: the whole body is in and the writer's thread may be handing it over still (a cancelled await
+            # does not stop a thread): cutting the file could cut the stored file it becomes; the caller deletes
+            # the part file's name, which is safe either way
             self._hashes.pop(upload_id, None)
             raise
         if part is not None and checksum is not None and part.digest() != checksum.digest:

@@ -1,8 +1,10 @@
 """Part files: streaming appends, truncation of undurable bytes, checksums (services/ingest/partfile.py)."""
 
+import asyncio
 import base64
 import hashlib
 import os
+import threading
 import tracemalloc
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -175,3 +177,47 @@ def test_leftover_concatenation_temporaries_are_removed_once_old(tmp_path: Path)
     assert not old_tmp.exists()
     assert young_tmp.exists() and stray.exists() and parts.path(old_id).exists()  # part files: not this sweep's
     assert PartFiles(tmp_path / "missing").remove_stale_temporaries(0) == 0
+
+
+async def test_a_whole_body_is_handed_over_in_the_writer_thread(tmp_path: Path) -> None:
+    parts = PartFiles(tmp_path)
+    data = os.urandom(3000)
+    seen: list[tuple[Path, str, bytes]] = []
+
+    def complete(path: Path, sha256: str) -> str:
+        seen.append((path, sha256, path.read_bytes()))
+        return "handed"
+
+    result = await parts.append("b" * 32, 0, _body(data), limit=len(data), checksum=None, complete=complete)
+    assert result.written == len(data) and result.completed == "handed"
+    assert seen == [(parts.path("b" * 32), hashlib.sha256(data).hexdigest(), data)]
+    short = await parts.append("c" * 32, 0, _body(data[:10]), limit=len(data), checksum=None, complete=complete)
+    assert short.completed is None and len(seen) == 1  # not whole: no hand-over
+
+
+async def test_a_cancelled_hand_over_never_truncates_the_file_it_hands_over(tmp_path: Path) -> None:
+    """Cancelling the request while the writer's thread hands the file over must not cut the file under it: by then
+    it may be (about to be) a second name of the stored file."""
+    parts = PartFiles(tmp_path)
+    data = os.urandom(5000)
+    target = tmp_path / "stored.bin"
+    entered, release = threading.Event(), threading.Event()
+
+    def complete(path: Path, sha256: str) -> None:
+        entered.set()
+        release.wait(10)
+        os.link(path, target)
+
+    appending = parts.append("d" * 32, 0, _body(data), limit=len(data), checksum=None, complete=complete)
+    task = asyncio.create_task(appending)
+    assert await asyncio.to_thread(entered.wait, 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0.2)  # what the cancelled append does next runs now
+    release.set()
+    for _ in range(100):
+        if target.exists():
+            break
+        await asyncio.sleep(0.05)
+    assert target.read_bytes() == data
