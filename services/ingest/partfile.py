@@ -203,64 +203,52 @@ class PartFiles:
                 unless a per-request checksum was announced (then they are dropped: unverifiable).
         """
         with self.in_use(upload_id):
-            return await self._append(upload_id, offset, body, limit=limit, checksum=checksum, complete=complete)
-
-    async def _append(
-        self,
-        upload_id: str,
-        offset: int,
-        body: AsyncIterator[bytes],
-        *,
-        limit: int | None,
-        checksum: Checksum | None,
-        complete: Callable[[Path, str], T] | None,
-    ) -> AppendResult[T]:
-        path = self.path(upload_id)
-        running = self._hashes.get(upload_id)
-        whole = running.hasher if running is not None and running.offset == offset else None
-        if whole is None and offset == 0:
-            whole = hashlib.sha256()
-        part = checksum.new_hasher() if checksum else None
-        writer = _Writer(path, offset, [h for h in (whole, part) if h is not None])
-        handover: _Handover[T] | None = None
-        try:
-            written, last = await self._pump(body, writer, limit)
-            if complete is not None and whole is not None and offset == 0 and written == limit:
-                handover = _Handover(complete, path, whole, part, None if checksum is None else checksum.digest)
-            # the last batch, fsync, close (and the handover): one thread hop
-            await writer.finish(last, sync=self.fsync, then=handover)
-        except BodyTooLong:
-            await writer.abort()
-            self._hashes.pop(upload_id, None)
-            raise
-        except BodyInterrupted as exc:
-            if checksum is not None:
+            path = self.path(upload_id)
+            running = self._hashes.get(upload_id)
+            whole = running.hasher if running is not None and running.offset == offset else None
+            if whole is None and offset == 0:
+                whole = hashlib.sha256()
+            part = checksum.new_hasher() if checksum else None
+            writer = _Writer(path, offset, [h for h in (whole, part) if h is not None])
+            handover: _Handover[T] | None = None
+            try:
+                written, last = await self._pump(body, writer, limit)
+                if complete is not None and offset == 0 and written == limit:
+                    handover = _Handover(complete, path, whole, part, None if checksum is None else checksum.digest)
+                # the last batch, fsync, close (and the handover): one thread hop
+                await writer.finish(last, sync=self.fsync, then=handover)
+            except BodyTooLong:
                 await writer.abort()
                 self._hashes.pop(upload_id, None)
-                raise BodyInterrupted(0) from None
-            await writer.finish([], sync=self.fsync)
-            self._remember(upload_id, offset + exc.written, whole)
-            raise
-        except _HandoverFailed as failed:  # the file is the caller's now: leave it as it is
-            self._hashes.pop(upload_id, None)
-            raise failed.error from None
-        except BaseException:
-            if handover is None:
+                raise
+            except BodyInterrupted as exc:
+                if checksum is not None:
+                    await writer.abort()
+                    self._hashes.pop(upload_id, None)
+                    raise BodyInterrupted(0) from None
+                await writer.finish([], sync=self.fsync)
+                self._remember(upload_id, offset + exc.written, whole)
+                raise
+            except _HandoverFailed as failed:  # the file is the caller's now: leave it as it is
+                self._hashes.pop(upload_id, None)
+                raise failed.error from None
+            except BaseException:
+                if handover is None:
+                    await writer.abort()
+                # else: the whole body is in and the writer's thread may be handing it over still (a cancelled await
+                # does not stop a thread): cutting the file could cut the stored file it becomes; the caller deletes
+                # the part file's name, which is safe either way
+                self._hashes.pop(upload_id, None)
+                raise
+            if part is not None and checksum is not None and part.digest() != checksum.digest:
                 await writer.abort()
-            # else: the whole body is in and the writer's thread may be handing it over still (a cancelled await
-            # does not stop a thread): cutting the file could cut the stored file it becomes; the caller deletes
-            # the part file's name, which is safe either way
-            self._hashes.pop(upload_id, None)
-            raise
-        if part is not None and checksum is not None and part.digest() != checksum.digest:
-            await writer.abort()
-            self._hashes.pop(upload_id, None)
-            return AppendResult(0, checksum_ok=False)
-        if handover is not None:
-            self._hashes.pop(upload_id, None)
-            return AppendResult(written, checksum_ok=True, completed=handover.result)
-        self._remember(upload_id, offset + written, whole)
-        return AppendResult(written, checksum_ok=True)
+                self._hashes.pop(upload_id, None)
+                return AppendResult(0, checksum_ok=False)
+            if handover is not None:
+                self._hashes.pop(upload_id, None)
+                return AppendResult(written, checksum_ok=True, completed=handover.result)
+            self._remember(upload_id, offset + written, whole)
+            return AppendResult(written, checksum_ok=True)
 
     def _remember(self, upload_id: str, offset: int, whole: Any) -> None:
         if whole is None:

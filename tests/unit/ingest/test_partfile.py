@@ -183,14 +183,17 @@ async def test_a_whole_body_is_handed_over_in_the_writer_thread(tmp_path: Path) 
     parts = PartFiles(tmp_path)
     data = os.urandom(3000)
     seen: list[tuple[Path, str, bytes]] = []
+    threads: list[threading.Thread] = []
 
     def complete(path: Path, sha256: str) -> str:
         seen.append((path, sha256, path.read_bytes()))
+        threads.append(threading.current_thread())
         return "handed"
 
     result = await parts.append("b" * 32, 0, _body(data), limit=len(data), checksum=None, complete=complete)
     assert result.written == len(data) and result.completed == "handed"
     assert seen == [(parts.path("b" * 32), hashlib.sha256(data).hexdigest(), data)]
+    assert threads[0] is not threading.main_thread()  # not the event loop's
     short = await parts.append("c" * 32, 0, _body(data[:10]), limit=len(data), checksum=None, complete=complete)
     assert short.completed is None and len(seen) == 1  # not whole: no hand-over
 
