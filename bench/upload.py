@@ -50,16 +50,15 @@ import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import aiotus
-from pymongo import AsyncMongoClient
 from tusclient.client import TusClient
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from libs.common.db import mongo_client  # noqa: E402
 from libs.common.testing import TokenMinter  # noqa: E402
 from libs.sdk.client import SeqhubClient  # noqa: E402
 from libs.sdk.uploader import RunUploader  # noqa: E402
@@ -198,13 +197,10 @@ class Bench:
         on ext4 without a journal (as on this machine) a new file's inode is searched past every inode deleted in
         the last 60 s of its block group (`recently_deleted` in fs/ext4/ialloc.c), so deleting one measurement's
         10,000 files just before the next made that one's file creation cost ~1/3 of the server's CPU (perf)."""
-        if defer and shutil.disk_usage(self.work).free > 4 * self.args.files * self.args.file_kb * 1024 + (2 << 30):
-            os.sync()
-            return
-        for path in self.work.glob("files-*"):
-            shutil.rmtree(path, ignore_errors=True)
-        for path in self.work.glob("data-*"):
-            shutil.rmtree(path, ignore_errors=True)
+        room = shutil.disk_usage(self.work).free > 4 * self.args.files * self.args.file_kb * 1024 + (2 << 30)
+        if not (defer and room):
+            for path in [*self.work.glob("files-*"), *self.work.glob("data-*")]:
+                shutil.rmtree(path, ignore_errors=True)
         os.sync()  # the next measurement starts with nothing of this one left to write back
 
     async def register(self, http: aiohttp.ClientSession, base: str, name: str) -> str:
@@ -339,26 +335,23 @@ class Bench:
 
     async def offset_write_ms(self, rounds: int = 200) -> float:
         """Median latency (ms) of the one database write a PATCH costs — `UploadStore.write_locked` with the
-        fields `uploads._advance` sets, on a collection with the service's indexes, timeoutMS as the service
-        connects — from this process to the bench's database: the database's part of a PATCH's fixed cost."""
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.service_mongo_url(), timeoutMS=30_000)
-        try:
+        fields `uploads._advance` sets, on a collection with the service's indexes, through a client opened as the
+        service opens it — from this process to the bench's database: the database's part of a PATCH's fixed cost."""
+        async with mongo_client(self.service_mongo_url(), timeout_ms=30_000, app_name="bench-probe") as client:
             db = client[f"bench_probe_{uuid.uuid4().hex[:8]}"]
             await db["uploads"].create_indexes(store.INDEXES["uploads"])
             uploads = store.UploadStore(db)
             at = datetime.now(UTC)
-            await uploads.insert({"_id": "probe", "offset": 0, "state": "receiving", "expires_at": at, "lock": None})
-            await db["uploads"].update_one({"_id": "probe"}, {"$set": {"lock": {"token": "t", "until": at}}})
+            lock = {"token": "t", "until": at}
+            await uploads.insert({"_id": "probe", "offset": 0, "state": "receiving", "expires_at": at, "lock": lock})
             times = []
             for i in range(rounds):
                 at = datetime.now(UTC)
-                started = time.perf_counter()
                 fields = {"offset": i, "updated_at": at, "expires_at": at + timedelta(days=1), "lock.until": at}
+                started = time.perf_counter()
                 assert await uploads.write_locked("probe", "t", fields)
                 times.append(time.perf_counter() - started)
             await client.drop_database(db.name)
-        finally:
-            await client.close()
         return statistics.median(times) * 1000
 
     async def part_a(self) -> None:
