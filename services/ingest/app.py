@@ -75,12 +75,9 @@ async def sweep_once(deps: service.Ingest) -> None:
 
 async def _sweep_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.settings]
-    if not settings.sweep:
-        yield
-        return
     sweep = functools.partial(sweep_once, app[keys.ingest])
     async with periodic(
-        settings.sweep_interval_seconds,
+        settings.sweep_interval_seconds if settings.sweep else None,
         sweep,
         name="ingest-sweep",
         failure="ingest sweep failed; retrying next period",

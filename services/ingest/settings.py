@@ -23,7 +23,7 @@ class IngestSettings(BaseSettings):
         ge=60,
         description="a part file no upload document names, unwritten this long, is removed by the sweep",
     )
-    sweep_interval_seconds: float = Field(default=60.0, gt=0, description="expiry/stall sweep period; 0 disables")
+    sweep_interval_seconds: float = Field(default=60.0, gt=0, description="expiry/stall sweep period (seconds)")
     sweep: bool = Field(default=True, description="run the background sweep task")
     buffer_bytes: int = Field(default=1 << 20, ge=4096, description="write buffer per upload request")
     fsync: bool = Field(default=True, description="fsync part files before recording a new offset")

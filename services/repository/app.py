@@ -57,12 +57,9 @@ async def _repository_ctx(app: web.Application) -> AsyncIterator[None]:
         )
         verifier: VerifyBasic = BasicVerifier(introspect, ttl=settings.basic_cache_seconds)
         app[common_keys.basic_verifier] = verifier
-    if settings.hold_sweep_seconds <= 0:
-        yield
-        return
     sweep = functools.partial(_release_held, app[keys.resource_store])
     async with periodic(
-        settings.hold_sweep_seconds,
+        settings.hold_sweep_seconds or None,  # 0: no hold sweep
         sweep,
         name="repository:hold-sweep",
         failure="hold sweep failed; retrying at the next interval",

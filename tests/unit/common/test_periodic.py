@@ -71,3 +71,16 @@ async def test_a_round_that_outlives_the_grace_is_cancelled() -> None:
         await started.wait()
         begun = loop.time()
     assert loop.time() - begun < 1
+
+
+async def test_no_period_runs_nothing() -> None:
+    ran: list[str] = []
+
+    async def work() -> None:
+        ran.append("ran")
+
+    names = {t.get_name() for t in asyncio.all_tasks()}
+    async with periodic(None, work, name="off", failure="x", log=log, at_start=True):
+        await asyncio.sleep(0.05)
+        assert "off" not in {t.get_name() for t in asyncio.all_tasks()} - names
+    assert ran == []
