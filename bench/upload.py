@@ -196,7 +196,7 @@ class Bench:
         """Remove the servers' file stores. `defer` (part B) keeps them until the next cleanup if the disk has room:
         on ext4 without a journal (as on this machine) a new file's inode is searched past every inode deleted in
         the last 60 s of its block group (`recently_deleted` in fs/ext4/ialloc.c), so deleting one measurement's
-        10,000 files just before the next made that one's file creation cost ~1/3 of the server's CPU (perf)."""
+        10,000 files just before the next made that one's file creation cost ~1/4 of the server's CPU (perf)."""
         room = shutil.disk_usage(self.work).free > 4 * self.args.files * self.args.file_kb * 1024 + (2 << 30)
         if not (defer and room):
             for path in [*self.work.glob("files-*"), *self.work.glob("data-*")]:
