@@ -52,15 +52,17 @@ async def _ingest_ctx(app: web.Application) -> AsyncIterator[None]:
     db = app[common_keys.mongo_db]
     parts_root = settings.common.data_root / "ingest" / "uploads"
     await asyncio.to_thread(parts_root.mkdir, parents=True, exist_ok=True)
+    parts = PartFiles(parts_root, buffer_size=settings.buffer_bytes, fsync=settings.fsync)
     app[keys.ingest] = service.Ingest(
         runs=store.RunStore(db),
         uploads=store.UploadStore(db),
-        parts=PartFiles(parts_root, buffer_size=settings.buffer_bytes, fsync=settings.fsync),
+        parts=parts,
         files=app[common_keys.files],
         outbox=app[common_keys.outbox],
         limits=limits_of(settings),
     )
     yield
+    await parts.close()
 
 
 async def sweep_once(deps: service.Ingest) -> None:

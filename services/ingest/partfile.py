@@ -5,13 +5,16 @@ the event loop fills one buffer while a worker thread writes and hashes the prev
 is bounded by two buffers whatever the file or chunk size. Bytes past the durable offset (left by a
 crash) are truncated away before appending; `fsync` runs before the caller records a new offset.
 A running whole-file SHA-256 is kept per upload while its PATCHes arrive in order, so completion does
-not re-read the file (after a restart it is recomputed from disk). No aiohttp, no pymongo.
+not re-read the file (after a restart it is recomputed from disk); it reads each append's bytes back from
+the page cache after the append has been answered, so no PATCH waits for the whole-file hash. No aiohttp,
+no pymongo.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import hashlib
 import itertools
 import os
@@ -84,8 +87,46 @@ class _Handover(Generic[T]):
 
 @dataclass
 class _RunningHash:
-    offset: int
+    """An upload's whole-file SHA-256 following its appends: bytes [0, `target`) are durable and queued, [0,
+    `hashed`) of them are in `hasher`. A worker thread hashes the queue from the page cache after each append
+    has been acknowledged (`pending` finishes it), so a PATCH's answer does not wait for its bytes' hash."""
+
     hasher: Any
+    target: int
+    hashed: int = 0
+    pending: asyncio.Future[None] | None = None
+    failed: bool = False  # the file could not be read back: the digest comes from a re-read
+
+    def follow(self, path: Path, end: int) -> asyncio.Future[None]:
+        """Queue bytes [target, end) for hashing, after whatever is queued already."""
+        self.target = end
+        self.pending = asyncio.ensure_future(self._hash_up_to(self.pending, path, end))
+        return self.pending
+
+    async def _hash_up_to(self, previous: asyncio.Future[None] | None, path: Path, end: int) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+            if previous.cancelled():  # (shutdown) its thread may still be updating the hasher
+                self.failed = True
+        if self.failed:
+            return
+        try:
+            await asyncio.to_thread(self._hash_file, path, end)
+        except OSError:
+            self.failed = True
+
+    def _hash_file(self, path: Path, end: int) -> None:
+        with _reader(path) as fd:
+            hash_range(fd, self.hashed, end - self.hashed, [self.hasher], block=READ_BLOCK)
+        self.hashed = end
+
+    async def digest(self) -> str | None:
+        """The hex digest of [0, target) once hashed; None if the file could not be read back."""
+        if self.pending is not None:
+            await asyncio.wait([self.pending])  # a cancelled caller does not cancel the hashing
+            if self.pending.cancelled():
+                self.failed = True
+        return None if self.failed or self.hashed != self.target else str(self.hasher.hexdigest())
 
 
 class PartFiles:
@@ -96,6 +137,7 @@ class PartFiles:
         self.buffer_size = buffer_size
         self.fsync = fsync
         self._hashes: dict[str, _RunningHash] = {}
+        self._hashing: set[asyncio.Future[None]] = set()  # running hashes' reads under way (see `close`)
         self._in_use: Counter[str] = Counter()  # part files a request of this process is writing or moving
 
     def path(self, upload_id: str) -> Path:
@@ -204,12 +246,11 @@ class PartFiles:
         """
         with self.in_use(upload_id):
             path = self.path(upload_id)
-            running = self._hashes.get(upload_id)
-            whole = running.hasher if running is not None and running.offset == offset else None
-            if whole is None and offset == 0:
-                whole = hashlib.sha256()
+            # a body that may be the whole file is hashed as it is written (its hand-over needs the digest); the
+            # bytes of other appends are hashed behind them (`_RunningHash`)
+            whole = hashlib.sha256() if complete is not None and offset == 0 else None
             part = checksum.new_hasher() if checksum else None
-            writer = _Writer(path, offset, [h for h in (whole, part) if h is not None])
+            writer = _Writer(path, offset, [h for h in (whole, part) if h is not None], writeback=self.fsync)
             handover: _Handover[T] | None = None
             try:
                 written, last = await self._pump(body, writer, limit)
@@ -219,15 +260,13 @@ class PartFiles:
                 await writer.finish(last, sync=self.fsync, then=handover)
             except BodyTooLong:
                 await writer.abort()
-                self._hashes.pop(upload_id, None)
                 raise
             except BodyInterrupted as exc:
                 if checksum is not None:
                     await writer.abort()
-                    self._hashes.pop(upload_id, None)
                     raise BodyInterrupted(0) from None
                 await writer.finish([], sync=self.fsync)
-                self._remember(upload_id, offset + exc.written, whole)
+                self._follow(upload_id, offset, exc.written, whole)
                 raise
             except _HandoverFailed as failed:  # the file is the caller's now: leave it as it is
                 self._hashes.pop(upload_id, None)
@@ -235,26 +274,35 @@ class PartFiles:
             except BaseException:
                 if handover is None:
                     await writer.abort()
-                # else: the whole body is in and the writer's thread may be handing it over still (a cancelled await
-                # does not stop a thread): cutting the file could cut the stored file it becomes; the caller deletes
-                # the part file's name, which is safe either way
-                self._hashes.pop(upload_id, None)
+                else:  # the whole body is in and the writer's thread may be handing it over still (a cancelled
+                    # await does not stop a thread): cutting the file could cut the stored file it becomes; the
+                    # caller deletes the part file's name, which is safe either way
+                    self._hashes.pop(upload_id, None)
                 raise
             if part is not None and checksum is not None and part.digest() != checksum.digest:
                 await writer.abort()
-                self._hashes.pop(upload_id, None)
                 return AppendResult(0, checksum_ok=False)
             if handover is not None:
                 self._hashes.pop(upload_id, None)
                 return AppendResult(written, checksum_ok=True, completed=handover.result)
-            self._remember(upload_id, offset + written, whole)
+            self._follow(upload_id, offset, written, whole)
             return AppendResult(written, checksum_ok=True)
 
-    def _remember(self, upload_id: str, offset: int, whole: Any) -> None:
-        if whole is None:
-            self._hashes.pop(upload_id, None)
-        else:
-            self._hashes[upload_id] = _RunningHash(offset, whole)
+    def _follow(self, upload_id: str, offset: int, written: int, whole: Any) -> None:
+        """Bytes [offset, offset + written) are durable: extend the upload's running hash over them."""
+        running = self._hashes.get(upload_id)
+        if whole is not None:  # hashed as written, from offset 0
+            self._hashes[upload_id] = _RunningHash(whole, written, hashed=written)
+            return
+        if offset == 0:
+            running = self._hashes[upload_id] = _RunningHash(hashlib.sha256(), 0)
+        elif running is None or running.target != offset:
+            self._hashes.pop(upload_id, None)  # not in order (a restart, another process): re-read at the end
+            return
+        if written:
+            hashing = running.follow(self.path(upload_id), offset + written)
+            self._hashing.add(hashing)
+            hashing.add_done_callback(self._hashing.discard)
 
     async def _pump(self, body: AsyncIterator[bytes], writer: _Writer, limit: int | None) -> tuple[int, list[bytes]]:
         """Hand the body to the writer in batches; returns the byte count and the last batch, not yet written."""
@@ -288,9 +336,13 @@ class PartFiles:
     async def sha256(self, upload_id: str, length: int) -> str:
         """Whole-file SHA-256 hex; from the running hash when it covers the file, else re-read."""
         running = self._hashes.get(upload_id)
-        if running is not None and running.offset == length:
-            return str(running.hasher.hexdigest())
+        if running is not None and running.target == length and (digest := await running.digest()) is not None:
+            return digest
         return await asyncio.to_thread(file_digest, self.path(upload_id), "sha256")
+
+    async def close(self) -> None:
+        """Wait for the running hashes still reading (at shutdown: no thread outlives the loop's tasks)."""
+        await asyncio.gather(*self._hashing, return_exceptions=True)
 
     async def concat(self, target_id: str, part_ids: Iterable[str]) -> tuple[int, str]:
         """Write the parts, in order, into a new part file; return (size, sha256 hex)."""
@@ -302,19 +354,46 @@ class PartFiles:
         return size, digest
 
 
+def _writeback_starter() -> Callable[[int, int, int], None]:
+    """Linux's `sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE)` (not in `os`): start writing a range's
+    dirty pages to disk and return without waiting. Durability still comes from the fsync before every
+    acknowledgement; this lets the disk work while the rest of the body arrives, so that fsync finds little left
+    to write. A no-op where the call does not exist, and its failures are ignored (the fsync reports real ones)."""
+    try:
+        call = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return lambda fd, offset, length: None
+    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    call.restype = ctypes.c_int
+    write = 2  # SYNC_FILE_RANGE_WRITE
+
+    def start(fd: int, offset: int, length: int) -> None:
+        call(fd, offset, length, write)
+
+    return start
+
+
+_start_writeback = _writeback_starter()
+
+
 class _Writer:
     """Writes buffers in a worker thread, one at a time, while the loop reads the next one. The file is opened
     (and cut to `offset`) by the first write, and the last batch, fsync and close share one thread hop, so a
     small body costs a single hop.
 
-    Hashing: the first `INLINE_HASH_BYTES` of a body are hashed as they are written; the rest of a big body is
-    hashed at the end, read back from the page cache while another thread runs the fsync the acknowledgement
-    waits for anyway. During the body the CPU goes to receiving and writing (the client is sending then, on the
-    same cores); the hash uses the time the client waits for the answer. Memory stays one read block."""
+    Each batch but the last starts its own writeback (`writeback`, when the body is fsynced): the disk writes
+    while the rest of the body arrives, and the fsync the acknowledgement waits for finds little left to do.
 
-    def __init__(self, path: Path, offset: int, hashers: list[Any]) -> None:
+    Hashing (the hashers the caller needs before it answers: a per-request checksum, the digest of a body that
+    may be the whole file): the first `INLINE_HASH_BYTES` of a body are hashed as they are written; the rest of a
+    big body is hashed at the end, read back from the page cache while another thread runs the fsync. During the
+    body the CPU goes to receiving and writing (the client is sending then, on the same cores). Memory stays one
+    read block."""
+
+    def __init__(self, path: Path, offset: int, hashers: list[Any], *, writeback: bool = False) -> None:
         self.path = path
         self.offset = offset
+        self.writeback = writeback
         self.fd: int | None = None
         self.hashers = hashers
         self.written = 0  # bytes of this body written
@@ -323,9 +402,10 @@ class _Writer:
 
     async def submit(self, batch: list[bytes]) -> None:
         await self.drain()
-        self.pending = asyncio.ensure_future(asyncio.to_thread(self._write, batch))
+        self.pending = asyncio.ensure_future(asyncio.to_thread(self._write, batch, ahead=self.writeback))
 
-    def _write(self, batch: list[bytes]) -> None:
+    def _write(self, batch: list[bytes], *, ahead: bool = False) -> None:
+        """Write a batch; `ahead`: start its writeback (more of the body follows, then the fsync)."""
         if self.fd is None:
             self.fd = _open_at(self.path, self.offset)
         views = [memoryview(b) for b in batch]
@@ -337,6 +417,8 @@ class _Writer:
             if written:
                 views[0] = views[0][written:]
         size = sum(len(b) for b in batch)
+        if ahead:
+            _start_writeback(self.fd, self.offset + self.written, size)
         if self.hashed == self.written and self.written < INLINE_HASH_BYTES:
             for data in batch:
                 for h in self.hashers:

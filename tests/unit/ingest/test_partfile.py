@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from services.ingest import partfile
 from services.ingest.partfile import BodyInterrupted, BodyTooLong, PartFiles
 from services.ingest.tus import Checksum
 
@@ -224,3 +225,52 @@ async def test_a_cancelled_hand_over_never_truncates_the_file_it_hands_over(tmp_
             break
         await asyncio.sleep(0.05)
     assert target.read_bytes() == data
+
+
+def _no_rereads(monkeypatch: pytest.MonkeyPatch) -> None:
+    def reread(path: Path, algorithm: str) -> str:
+        raise AssertionError(f"{path.name} was read again for its {algorithm}")
+
+    monkeypatch.setattr(partfile, "file_digest", reread)
+
+
+async def test_rejected_bodies_leave_the_running_hash_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 460 or an over-long body is cut away again; the bytes before it are still hashed, so completion needs no
+    second read of the whole file."""
+    parts = PartFiles(tmp_path, buffer_size=64)
+    a, b = os.urandom(1000), os.urandom(500)
+    await parts.append(UID, 0, _body(a), limit=None, checksum=None)
+    wrong = Checksum("sha1", hashlib.sha1(b"other", usedforsecurity=False).digest())
+    assert not (await parts.append(UID, 1000, _body(b), limit=None, checksum=wrong)).checksum_ok
+    with pytest.raises(BodyTooLong):
+        await parts.append(UID, 1000, _body(b, b), limit=600, checksum=None)
+    await parts.append(UID, 1000, _body(b), limit=None, checksum=None)
+    _no_rereads(monkeypatch)
+    assert await parts.sha256(UID, 1500) == hashlib.sha256(a + b).hexdigest()
+
+
+async def test_a_cancelled_wait_for_the_hash_leaves_it_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole-file hash is read back after each append is answered; a request cancelled while it waits for that
+    hash (its client left) must not stop it for the next one."""
+    parts = PartFiles(tmp_path, fsync=False)
+    data = [os.urandom(4 << 20) for _ in range(3)]
+    for i, block in enumerate(data):
+        await parts.append(UID, i * len(block), _body(block), limit=None, checksum=None)
+    _no_rereads(monkeypatch)
+    waiting = asyncio.create_task(parts.sha256(UID, 12 << 20))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert await parts.sha256(UID, 12 << 20) == hashlib.sha256(b"".join(data)).hexdigest()
+    await parts.close()
+
+
+async def test_a_hash_that_cannot_read_its_bytes_back_falls_back_to_the_file(tmp_path: Path) -> None:
+    """The part file shrank before the running hash read an append back: the digest is of what is on disk, never
+    one that claims bytes that are gone."""
+    parts = PartFiles(tmp_path)
+    await parts.append(UID, 0, _body(b"abcdef"), limit=None, checksum=None)
+    await parts.append(UID, 6, _body(b"ghij"), limit=None, checksum=None)
+    os.truncate(parts.path(UID), 6)  # before the running hash reads "ghij" back (it runs once the loop does)
+    assert await parts.sha256(UID, 10) == hashlib.sha256(b"abcdef").hexdigest()
