@@ -259,6 +259,7 @@ async def test_a_cancelled_wait_for_the_hash_leaves_it_running(tmp_path: Path, m
     _no_rereads(monkeypatch)
     waiting = asyncio.create_task(parts.sha256(UID, 12 << 20))
     await asyncio.sleep(0)
+    assert not waiting.done()  # the cancel lands while the three chained reads are still under way
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
