@@ -4,7 +4,8 @@
 cycle folders (`C<n>.1`) are complete when a later cycle folder exists or their size has been stable
 for `stable_seconds`; other files when their size and mtime are stable; completion markers
 (RTAComplete.txt, CopyComplete.txt) go last, after every other file is stored, CopyComplete.txt the
-very last (it is what tells the server the run is whole). Transfers run in parallel; each file is
+very last (it is what tells the server the run is whole). Transfers run in parallel, many small files at once
+but only a few large ones (`WorkQueue`: large streams fill the link long before they are many); each file is
 hashed (sha256, sent in Upload-Metadata and verified by the server) and each chunk carries an
 `Upload-Checksum`. A journal (JSON lines, one per event) records the run id, each upload URL and each
 finished file, so a killed agent resumes where it stopped (HEAD → offset) and never re-sends finished
@@ -25,6 +26,7 @@ import json
 import os
 import re
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,13 +48,61 @@ _CYCLE = re.compile(r"(?:^|/)C(\d+)\.1/|/(\d{4})\.bcl\.bgzf$")
 
 
 # concurrent transfers: a run is mostly small files, each one request, and the server accounts concurrent files
-# in one group commit; 10,000 x 100 KB on 2 cores went 2.5x (8) -> 3.6x (32) -> 4.0x (64) the one-at-a-time rate
-# (docs/benchmarks.md). A killed agent re-sends at most this many chunks.
-DEFAULT_PARALLEL = 32
+# in one group commit; 10,000 x 100 KB on 2 cores went 2.5x (8) -> 3.4-3.6x (32) -> 3.8-4.0x (64) the one-at-a-time rate
+# (docs/benchmarks.md). A killed agent re-sends at most this many requests.
+DEFAULT_PARALLEL = 64
+# of those, transfers of files over INLINE_BYTES (streamed: each holds ~2 MiB of buffers in the agent and ~1-2 MiB
+# in the server): 32 x 48 MiB on 2 cores reached its plateau (~350 MB/s) at 4-8 streams, while the server's peak RSS
+# grew ~2 MiB per stream (179 MiB at 8, 215 at 32; docs/benchmarks.md)
+DEFAULT_PARALLEL_LARGE = 8
 
 
 class UploadFailed(Exception):
     """Unrecoverable: the server refused something, or retries ran out. The message says what and where."""
+
+
+class WorkQueue:
+    """The files waiting to upload, split by size. Any idle worker takes a small file; a large one only while
+    fewer than `large_limit` large ones are under way, and large ones first (they take longest), so that many
+    small files go at once while the few streams that fill the link stay few."""
+
+    def __init__(self, large_limit: int) -> None:
+        self.large_limit = max(1, large_limit)
+        self.large_running = 0
+        self._small: deque[str] = deque()
+        self._large: deque[str] = deque()
+        self._closed = False
+        self._changed = asyncio.Condition()
+
+    async def put(self, path: str, *, large: bool) -> None:
+        async with self._changed:
+            (self._large if large else self._small).append(path)
+            self._changed.notify()
+
+    async def close(self) -> None:
+        """No more files: workers return once nothing is left."""
+        async with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+    async def take(self) -> tuple[str, bool] | None:
+        """(path, large), or None when the queue is closed and empty. Call `finished(large)` after the file."""
+        async with self._changed:
+            while True:
+                if self._large and self.large_running < self.large_limit:
+                    self.large_running += 1
+                    return self._large.popleft(), True
+                if self._small:
+                    return self._small.popleft(), False
+                if self._closed and not self._large:
+                    return None
+                await self._changed.wait()
+
+    async def finished(self, large: bool) -> None:
+        if large:
+            async with self._changed:
+                self.large_running -= 1
+                self._changed.notify_all()
 
 
 @dataclass
@@ -245,6 +295,7 @@ class RunUploader:
         client: API client (base URL + token).
         run_dir: the instrument's run folder.
         parallel: concurrent file transfers.
+        parallel_large: of those, at most this many of files over INLINE_BYTES (streamed; see WorkQueue).
         chunk_size: bytes per PATCH.
         watch: follow a folder still being written until its final marker is uploaded.
         fmt: base-call format (bcl, bcl.gz, cbcl); detected from the folder when None.
@@ -261,6 +312,7 @@ class RunUploader:
         run_dir: Path,
         *,
         parallel: int = DEFAULT_PARALLEL,
+        parallel_large: int = DEFAULT_PARALLEL_LARGE,
         chunk_size: int = 8 << 20,
         watch: bool = False,
         fmt: str | None = None,
@@ -274,6 +326,7 @@ class RunUploader:
         self.client = client
         self.run_dir = run_dir
         self.parallel = max(1, parallel)
+        self.parallel_large = max(1, min(parallel_large, self.parallel))
         self.chunk_size = chunk_size
         self.watch = watch
         self.fmt = fmt
@@ -323,12 +376,11 @@ class RunUploader:
         self.journal.load()
         try:
             run_id = await self._register()
-            queue: asyncio.Queue[str | None] = asyncio.Queue()
+            queue = WorkQueue(self.parallel_large)
             workers = [asyncio.create_task(self._worker(run_id, queue)) for _ in range(self.parallel)]
             try:
                 await self._feed(queue, workers)
-                for _ in workers:
-                    queue.put_nowait(None)
+                await queue.close()
                 await asyncio.gather(*workers)
                 await self._upload_markers(run_id)
             finally:
@@ -339,7 +391,7 @@ class RunUploader:
         finally:
             self.journal.close()
 
-    async def _feed(self, queue: asyncio.Queue[str | None], workers: list[asyncio.Task[None]]) -> None:
+    async def _feed(self, queue: WorkQueue, workers: list[asyncio.Task[None]]) -> None:
         while True:
             files = scan(self.run_dir)
             finished = FINAL_MARKER in files or not self.watch
@@ -351,7 +403,7 @@ class RunUploader:
                     continue
                 self.progress.files_total += 1
                 self.progress.bytes_total += st.st_size
-                queue.put_nowait(path)
+                await queue.put(path, large=st.st_size > INLINE_BYTES)
             for w in workers:
                 if w.done() and w.exception() is not None:
                     raise w.exception()  # type: ignore[misc]
@@ -369,9 +421,13 @@ class RunUploader:
                     self.progress.bytes_total += files[marker].st_size
                     await self._upload_file(run_id, marker)
 
-    async def _worker(self, run_id: str, queue: asyncio.Queue[str | None]) -> None:
-        while (path := await queue.get()) is not None:
-            await self._upload_file(run_id, path)
+    async def _worker(self, run_id: str, queue: WorkQueue) -> None:
+        while (taken := await queue.take()) is not None:
+            path, large = taken
+            try:
+                await self._upload_file(run_id, path)
+            finally:
+                await queue.finished(large)
 
     async def _register(self) -> str:
         if self.journal.run_id is not None:

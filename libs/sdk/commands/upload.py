@@ -1,4 +1,5 @@
-"""``seqhub upload run RUN_DIR [--watch] [--parallel N] [--quiet] [--dry-run]``: the instrument agent.
+"""``seqhub upload run RUN_DIR [--watch] [--parallel N] [--parallel-large N] [--quiet] [--dry-run]``:
+the instrument agent.
 
 Streams a run folder to seqhub ingest over tus while the instrument writes it (``--watch``), resumes
 after being killed or after server/network failures, verifies every file end to end (sha256), and
@@ -30,7 +31,7 @@ from rich.progress import Progress as RichProgress
 from libs.sdk import credentials
 from libs.sdk.client import SeqhubClient
 from libs.sdk.commands._support import positive, print_error
-from libs.sdk.uploader import DEFAULT_PARALLEL, Progress, RunUploader, UploadFailed
+from libs.sdk.uploader import DEFAULT_PARALLEL, DEFAULT_PARALLEL_LARGE, Progress, RunUploader, UploadFailed
 
 
 def _size(text: str) -> int:
@@ -55,8 +56,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--parallel",
         type=positive,
+        metavar="N",
         default=DEFAULT_PARALLEL,
         help=f"concurrent file transfers (default {DEFAULT_PARALLEL}; runs are mostly small files)",
+    )
+    p.add_argument(
+        "--parallel-large",
+        type=positive,
+        metavar="N",
+        default=DEFAULT_PARALLEL_LARGE,
+        help=f"of those, at most this many of files over 1 MiB, which stream (default {DEFAULT_PARALLEL_LARGE}; "
+        "a few streams fill the link, each more costs buffer memory here and on the server)",
     )
     p.add_argument("--chunk-size", type=_size, default=8 << 20, help="bytes per request (default 8M)")
     p.add_argument(
@@ -121,6 +131,7 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
             client,
             args.run_dir,
             parallel=args.parallel,
+            parallel_large=args.parallel_large,
             chunk_size=args.chunk_size,
             watch=args.watch,
             fmt=args.fmt,

@@ -235,3 +235,48 @@ async def test_agent_memory_does_not_grow_with_the_chunk_size(
     events = await _uploaded_events(ingest_db)
     assert {f["path"]: (f["size"], f["sha256"]) for f in events[0]["data"]["files"]} == _folder(run_dir)
     assert _folder(ingest_settings.common.files_root / "runs" / run_id) == _folder(run_dir)
+
+
+async def test_agent_streams_at_most_parallel_large_files_at_once(
+    client: TestClient, auth: dict[str, str], ingest_db: Any, ingest_settings: IngestSettings, tmp_path: Path
+) -> None:
+    """`parallel` counts transfers, `parallel_large` the streamed ones among them (files over 1 MiB, each holding
+    a few MiB of buffers in the agent and the server): with 16 transfers and 2 large, ten 3 MiB files never
+    stream more than two at a time — memory follows the large limit, not `parallel` — while the small files go
+    many at once. Client and server share this process, so the peak covers both."""
+    run_dir = tmp_path / "240601_A00123_0046_AHSIMXXDSX"
+    await asyncio.to_thread(
+        simulate_run, run_dir, fmt="bcl", clusters=200, tiles=1, reads=(4, 4), samples=1, truth=False
+    )
+    (run_dir / "InterOp").mkdir(exist_ok=True)
+    for i in range(10):
+        (run_dir / "InterOp" / f"big{i}.bin").write_bytes(os.urandom(3 << 20))
+    token = auth["Authorization"].split()[1]
+    running = {"large": 0, "small": 0}
+    peaks = {"large": 0, "small": 0}
+    tracemalloc.start()
+    try:
+        async with SeqhubClient(str(client.make_url("")), token=token, connections=32) as api:
+            uploader = RunUploader(api, run_dir, parallel=16, parallel_large=2, journal_path=tmp_path / "j.jsonl")
+            upload_file = uploader._upload_file
+
+            async def counted(run_id: str, path: str) -> None:
+                kind = "large" if (run_dir / path).stat().st_size > 1 << 20 else "small"
+                running[kind] += 1
+                peaks[kind] = max(peaks[kind], running[kind])
+                try:
+                    await upload_file(run_id, path)
+                finally:
+                    running[kind] -= 1
+
+            uploader._upload_file = counted  # type: ignore[method-assign]
+            run_id = await asyncio.wait_for(uploader.run(), 120)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peaks["large"] == 2
+    assert peaks["small"] > 2
+    assert peak < 12 << 20, f"peak {peak / (1 << 20):.1f} MiB"
+    events = await _uploaded_events(ingest_db)
+    assert {f["path"]: (f["size"], f["sha256"]) for f in events[0]["data"]["files"]} == _folder(run_dir)
+    assert _folder(ingest_settings.common.files_root / "runs" / run_id) == _folder(run_dir)
