@@ -19,6 +19,10 @@ with `--parallel` transfers vs one at a time, each against a fresh ingest server
 its own) a fresh database server. Each line also shows the CPU milliseconds per file spent by the agent (this
 process), the ingest server and the database server, read from /proc.
 
+Part C — a run of large files (default 32 x 48 MiB) through the agent at its default `--parallel`, with
+`--parallel-large` streams (default 1 4 8 16 32): MB/s, the ratio to one stream in the same round, and the ingest
+server's peak RSS. It shows where streams stop paying (the agent's DEFAULT_PARALLEL_LARGE) and what each costs.
+
 Uses a secantusdb server started here (or SEQHUB_BENCH_MONGO_URL); the servers connect with
 `retryWrites=false` unless --retryable-writes (secantusdb's per-write cost grows with the number of retryable
 writes before it; see Bench.service_mongo_url). Big temporary files are deleted.
@@ -61,7 +65,7 @@ sys.path.insert(0, str(ROOT))
 from libs.common.db import mongo_client  # noqa: E402
 from libs.common.testing import TokenMinter  # noqa: E402
 from libs.sdk.client import SeqhubClient  # noqa: E402
-from libs.sdk.uploader import RunUploader  # noqa: E402
+from libs.sdk.uploader import DEFAULT_PARALLEL, RunUploader  # noqa: E402
 from services.ingest import store  # noqa: E402
 from services.ingest.bcl.runinfo import ReadInfo, RunInfo, runinfo_xml  # noqa: E402
 
@@ -453,6 +457,43 @@ class Bench:
             shown = ", ".join(f"{r:.2f}" for r in values)
             print(f"parallel {n:<4}: median ratio {statistics.median(values):.2f}x  ({shown})")
 
+    # --- part C ---------------------------------------------------------------------------------
+
+    async def part_c(self) -> None:
+        """Large files, each --parallel-large setting against a fresh server and database, --repeat rounds."""
+        run_dir = self.work / "large-run"
+        files, size = self.args.large_files, self.args.large_mib * MIB
+        make_run(run_dir, files, size)
+        print(f"\n== agent: {files} files x {self.args.large_mib} MiB, --parallel {DEFAULT_PARALLEL} ==")
+        try:
+            for round_ in range(1, self.args.repeat + 1):
+                one = None
+                for n in self.args.parallel_large:
+                    with self.fresh_database():
+                        rate, rss = await self._agent_large(run_dir, n, files * size)
+                    one = one or rate
+                    line = f"[{round_}] --parallel-large {n:<3}: {rate / 1e6:7.1f} MB/s   ratio {rate / one:.2f}x"
+                    print(f"{line}   server RSS {rss:.0f} MiB   (load {load()})", flush=True)
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            self.cleanup()
+
+    async def _agent_large(self, run_dir: Path, streams: int, total: int) -> tuple[float, float]:
+        """(bytes/s, server peak RSS MiB)."""
+        port = free_port()
+        with process(SERVER_COMMAND, port, self.ingest_env(port)) as server:
+            async with SeqhubClient(
+                f"http://127.0.0.1:{port}", token=self.token, connections=DEFAULT_PARALLEL * 2
+            ) as api:
+                journal = self.work / f"j{uuid.uuid4().hex}"
+                uploader = RunUploader(api, run_dir, parallel_large=streams, journal_path=journal)
+                started = time.perf_counter()
+                await uploader.run()
+                elapsed = time.perf_counter() - started
+            rss = peak_rss_mib(server.pid)
+        self.cleanup()
+        return total / elapsed, rss
+
 
 def spread_directories(work: Path) -> None:
     """Mark `work` a top of directory hierarchies (`chattr +T`, ext2/3/4; best effort) so that each server's file
@@ -513,9 +554,15 @@ async def main() -> None:
     parser.add_argument(
         "--retryable-writes", action="store_true", help="let the servers use retryable writes (see service_mongo_url)"
     )
-    parser.add_argument("--repeat", type=int, default=1, help="part B rounds (one at a time + each --parallel)")
+    parser.add_argument("--large-files", type=int, default=32, help="part C: files in the run")
+    parser.add_argument("--large-mib", type=int, default=48, help="part C: size of each file")
+    parser.add_argument(
+        "--parallel-large", type=int, nargs="+", default=[1, 4, 8, 16, 32], help="part C: agent streams (first = 1x)"
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="part B and C rounds")
     parser.add_argument("--skip-big", action="store_true")
     parser.add_argument("--skip-files", action="store_true")
+    parser.add_argument("--skip-large", action="store_true")
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # aiotus sends raw bytes bodies; aiohttp warns about it
     work = Path(tempfile.mkdtemp(prefix="seqhub-bench-upload-"))
@@ -531,6 +578,8 @@ async def main() -> None:
                 await bench.part_a()
             if not args.skip_files:
                 await bench.part_b()
+            if not args.skip_large:
+                await bench.part_c()
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
