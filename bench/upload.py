@@ -52,6 +52,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -65,7 +66,7 @@ sys.path.insert(0, str(ROOT))
 from libs.common.db import mongo_client  # noqa: E402
 from libs.common.testing import TokenMinter  # noqa: E402
 from libs.sdk.client import SeqhubClient  # noqa: E402
-from libs.sdk.uploader import DEFAULT_PARALLEL, RunUploader  # noqa: E402
+from libs.sdk.uploader import DEFAULT_PARALLEL, DEFAULT_PARALLEL_LARGE, RunUploader  # noqa: E402
 from services.ingest import store  # noqa: E402
 from services.ingest.bcl.runinfo import ReadInfo, RunInfo, runinfo_xml  # noqa: E402
 
@@ -159,6 +160,14 @@ def secantusdb() -> Iterator[tuple[str, int]]:
     finally:
         proc.terminate()
         proc.wait()
+
+
+@dataclass
+class AgentRun:
+    seconds: float
+    files: int
+    cpu: str  # CPU ms per file: agent / ingest server / database
+    server_rss_mib: float
 
 
 class Bench:
@@ -399,8 +408,8 @@ class Bench:
 
     @contextlib.contextmanager
     def fresh_database(self) -> Iterator[None]:
-        """Each part-B measurement starts from an empty database server when the bench owns it: secantusdb (a
-        Python process) gets slower as its heap grows, which would penalise whichever measurement runs later."""
+        """Each agent measurement (parts B and C) starts from an empty database server when the bench owns it:
+        secantusdb (a Python process) gets slower as its heap grows, which would penalise later measurements."""
         if self.db_pid is None:
             yield
             return
@@ -411,25 +420,30 @@ class Bench:
         finally:
             self.mongo_url, self.db_pid = url, pid
 
-    async def agent(self, run_dir: Path, parallel: int) -> tuple[float, str]:
-        """(files/s, CPU ms per file of agent / server / database)."""
+    async def agent(
+        self, run_dir: Path, parallel: int, parallel_large: int = DEFAULT_PARALLEL_LARGE, *, defer: bool = True
+    ) -> AgentRun:
+        """One upload of `run_dir` by the agent, against a fresh ingest server (and database: `fresh_database`)."""
         with self.fresh_database():
-            return await self._agent(run_dir, parallel)
-
-    async def _agent(self, run_dir: Path, parallel: int) -> tuple[float, str]:
-        port = free_port()
-        with process(SERVER_COMMAND, port, self.ingest_env(port)) as server:
-            async with SeqhubClient(f"http://127.0.0.1:{port}", token=self.token, connections=parallel * 2) as api:
-                uploader = RunUploader(api, run_dir, parallel=parallel, journal_path=self.work / f"j{uuid.uuid4().hex}")
-                before = time.process_time(), cpu_seconds(server.pid), cpu_seconds(self.db_pid)
-                started = time.perf_counter()
-                await uploader.run()
-                elapsed = time.perf_counter() - started
-                after = time.process_time(), cpu_seconds(server.pid), cpu_seconds(self.db_pid)
-        self.cleanup(defer=True)
+            port = free_port()
+            with process(SERVER_COMMAND, port, self.ingest_env(port)) as server:
+                async with SeqhubClient(
+                    f"http://127.0.0.1:{port}", token=self.token, connections=parallel * 2
+                ) as api:
+                    journal = self.work / f"j{uuid.uuid4().hex}"
+                    uploader = RunUploader(
+                        api, run_dir, parallel=parallel, parallel_large=parallel_large, journal_path=journal
+                    )
+                    before = time.process_time(), cpu_seconds(server.pid), cpu_seconds(self.db_pid)
+                    started = time.perf_counter()
+                    await uploader.run()
+                    elapsed = time.perf_counter() - started
+                    after = time.process_time(), cpu_seconds(server.pid), cpu_seconds(self.db_pid)
+                rss = peak_rss_mib(server.pid)
+        self.cleanup(defer=defer)
         files = uploader.progress.files_done
         cpu = " / ".join(f"{(b - a) / files * 1000:.2f}" for a, b in zip(before, after, strict=True))
-        return files / elapsed, cpu
+        return AgentRun(elapsed, files, cpu, rss)
 
     async def part_b(self) -> None:
         """One at a time, then each --parallel setting, --repeat times interleaved; the median ratio at the end
@@ -441,11 +455,13 @@ class Bench:
         ratios: dict[int, list[float]] = {n: [] for n in self.args.parallel}
         try:
             for round_ in range(1, self.args.repeat + 1):
-                serial, cpu = await self.agent(run_dir, 1)
+                one = await self.agent(run_dir, 1)
+                serial, cpu = one.files / one.seconds, one.cpu
                 line = f"[{round_}] one at a time : {serial:8.1f} files/s                CPU {cpu}"
                 print(f"{line}   (load {load()})", flush=True)
                 for n in self.args.parallel:
-                    parallel, cpu = await self.agent(run_dir, n)
+                    measured = await self.agent(run_dir, n)
+                    parallel, cpu = measured.files / measured.seconds, measured.cpu
                     ratios[n].append(parallel / serial)
                     ratio = parallel / serial
                     line = f"[{round_}] parallel {n:<4} : {parallel:8.1f} files/s   ratio {ratio:.2f}x   CPU {cpu}"
@@ -469,30 +485,14 @@ class Bench:
             for round_ in range(1, self.args.repeat + 1):
                 one = None
                 for n in self.args.parallel_large:
-                    with self.fresh_database():
-                        rate, rss = await self._agent_large(run_dir, n, files * size)
+                    measured = await self.agent(run_dir, DEFAULT_PARALLEL, n, defer=False)
+                    rate = files * size / measured.seconds
                     one = one or rate
                     line = f"[{round_}] --parallel-large {n:<3}: {rate / 1e6:7.1f} MB/s   ratio {rate / one:.2f}x"
-                    print(f"{line}   server RSS {rss:.0f} MiB   (load {load()})", flush=True)
+                    print(f"{line}   server RSS {measured.server_rss_mib:.0f} MiB   (load {load()})", flush=True)
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
             self.cleanup()
-
-    async def _agent_large(self, run_dir: Path, streams: int, total: int) -> tuple[float, float]:
-        """(bytes/s, server peak RSS MiB)."""
-        port = free_port()
-        with process(SERVER_COMMAND, port, self.ingest_env(port)) as server:
-            async with SeqhubClient(
-                f"http://127.0.0.1:{port}", token=self.token, connections=DEFAULT_PARALLEL * 2
-            ) as api:
-                journal = self.work / f"j{uuid.uuid4().hex}"
-                uploader = RunUploader(api, run_dir, parallel_large=streams, journal_path=journal)
-                started = time.perf_counter()
-                await uploader.run()
-                elapsed = time.perf_counter() - started
-            rss = peak_rss_mib(server.pid)
-        self.cleanup()
-        return total / elapsed, rss
 
 
 def spread_directories(work: Path) -> None:

@@ -48,12 +48,12 @@ _CYCLE = re.compile(r"(?:^|/)C(\d+)\.1/|/(\d{4})\.bcl\.bgzf$")
 
 
 # concurrent transfers: a run is mostly small files, each one request, and the server accounts concurrent files
-# in one group commit; 10,000 x 100 KB on 2 cores went 2.5x (8) -> 3.4-3.6x (32) -> 3.8-4.0x (64) the one-at-a-time rate
-# (docs/benchmarks.md). A killed agent re-sends at most this many requests.
+# in one group commit, so files/s rises with concurrency up to ~64 (bench/upload.py part B, docs/benchmarks.md).
+# A killed agent re-sends at most this many requests.
 DEFAULT_PARALLEL = 64
 # of those, transfers of files over INLINE_BYTES (streamed: each holds ~2 MiB of buffers in the agent and ~1-2 MiB
-# in the server): 32 x 48 MiB on 2 cores reached its plateau (~350 MB/s) at 4-8 streams, while the server's peak RSS
-# grew ~2 MiB per stream (179 MiB at 8, 215 at 32; docs/benchmarks.md)
+# in the server): large files gain nothing past 4-8 streams while each costs memory (bench/upload.py part C,
+# docs/benchmarks.md)
 DEFAULT_PARALLEL_LARGE = 8
 
 

@@ -31,7 +31,14 @@ from rich.progress import Progress as RichProgress
 from libs.sdk import credentials
 from libs.sdk.client import SeqhubClient
 from libs.sdk.commands._support import positive, print_error
-from libs.sdk.uploader import DEFAULT_PARALLEL, DEFAULT_PARALLEL_LARGE, Progress, RunUploader, UploadFailed
+from libs.sdk.uploader import (
+    DEFAULT_PARALLEL,
+    DEFAULT_PARALLEL_LARGE,
+    INLINE_BYTES,
+    Progress,
+    RunUploader,
+    UploadFailed,
+)
 
 
 def _size(text: str) -> int:
@@ -65,7 +72,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=positive,
         metavar="N",
         default=DEFAULT_PARALLEL_LARGE,
-        help=f"of those, at most this many of files over 1 MiB, which stream (default {DEFAULT_PARALLEL_LARGE}; "
+        help=f"of those, at most this many of files over {INLINE_BYTES >> 20} MiB, which stream "
+        f"(default {DEFAULT_PARALLEL_LARGE}; "
         "a few streams fill the link, each more costs buffer memory here and on the server)",
     )
     p.add_argument("--chunk-size", type=_size, default=8 << 20, help="bytes per request (default 8M)")

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from libs.sdk.client import SeqhubClient
-from libs.sdk.uploader import RunUploader
+from libs.sdk.uploader import INLINE_BYTES, RunUploader
 from services.ingest.bcl.simulate import simulate_run
 from services.ingest.metrics import UPLOAD_BYTES
 from services.ingest.settings import IngestSettings
@@ -261,7 +261,7 @@ async def test_agent_streams_at_most_parallel_large_files_at_once(
             upload_file = uploader._upload_file
 
             async def counted(run_id: str, path: str) -> None:
-                kind = "large" if (run_dir / path).stat().st_size > 1 << 20 else "small"
+                kind = "large" if (run_dir / path).stat().st_size > INLINE_BYTES else "small"
                 running[kind] += 1
                 peaks[kind] = max(peaks[kind], running[kind])
                 try:

@@ -50,5 +50,12 @@ async def test_close_ends_workers_only_when_nothing_is_left() -> None:
     assert await asyncio.wait_for(second, 1) == ("L2", True)
     await queue.finished(True)
     assert await asyncio.wait_for(queue.take(), 1) is None
-    idle = asyncio.create_task(queue.take())
-    assert await asyncio.wait_for(idle, 1) is None
+
+
+async def test_close_wakes_a_worker_already_waiting() -> None:
+    queue = WorkQueue(large_limit=1)
+    waiting = asyncio.create_task(queue.take())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    await queue.close()
+    assert await asyncio.wait_for(waiting, 1) is None
