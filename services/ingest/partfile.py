@@ -495,11 +495,17 @@ def _abort(fd: int | None, path: Path, offset: int) -> None:
 
 
 def _open_at(path: Path, offset: int) -> int:
+    """Open a part file for writing at `offset`, cutting off any bytes beyond it. At offset 0 (every whole file
+    received in one request) `O_TRUNC` does that in the open itself: one system call, where the others take four
+    (each one a release and re-take of the GIL, which the event loop holds most of the time under load)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if offset == 0 else 0)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o640)
+        fd = os.open(path, flags, 0o640)
     except FileNotFoundError:  # the first upload under this two-hex-digit folder
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o640)
+        fd = os.open(path, flags, 0o640)
+    if offset == 0:
+        return fd
     try:
         size = os.fstat(fd).st_size
         if size < offset:

@@ -51,6 +51,14 @@ async def test_bytes_past_the_durable_offset_are_truncated_before_appending(tmp_
     assert parts.path(UID).read_bytes() == b"hello world"
 
 
+async def test_a_body_at_offset_zero_replaces_whatever_an_earlier_writer_left(tmp_path: Path) -> None:
+    parts = PartFiles(tmp_path)
+    await parts.append(UID, 0, _body(b"bytes a crashed writer left"), limit=None, checksum=None)
+    result = await PartFiles(tmp_path).append(UID, 0, _body(b"new"), limit=None, checksum=None)
+    assert result.written == 3
+    assert parts.path(UID).read_bytes() == b"new"
+
+
 async def test_checksum_mismatch_discards_the_chunk(tmp_path: Path) -> None:
     parts = PartFiles(tmp_path)
     await parts.append(UID, 0, _body(b"abc"), limit=None, checksum=None)
