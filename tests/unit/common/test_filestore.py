@@ -38,7 +38,8 @@ def test_a_file_symlinked_out_of_the_store_is_refused_even_in_a_folder_already_r
     layout: tuple[LocalFileStore, Path],
 ) -> None:
     store, outside = layout
-    assert store.path("runs/r1/a.bcl").parent == store.root / "runs" / "r1"  # the folder is now remembered
+    assert store.path("runs/r1/a.bcl").parent == store.root / "runs" / "r1"
+    assert "runs/r1" in store._folders  # the folder is now remembered: only the file name is looked at
     (store.root / "runs" / "r1" / "link").symlink_to(outside / "secret")
     (store.root / "runs" / "r1" / "dir").symlink_to(outside)
     with pytest.raises(InvalidKey, match="leaves the file store"):
