@@ -24,7 +24,7 @@ from libs.common.errors import BadRequest, NotFound
 URI_SCHEME = "store:"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CHUNK = 1 << 20
-_FOLDERS_KEPT = 4096  # resolved folders a store remembers (~1 MiB)
+_FOLDERS_KEPT = 4096  # resolved folders a store remembers before it starts again
 
 
 class InvalidKey(BadRequest):
@@ -79,7 +79,7 @@ class LocalFileStore:
         resolved; InvalidKey if one leads out of the store.
 
         The folder part is resolved once per folder and process (`realpath` costs an `lstat` per component, and a
-        run folder takes thousands of files: ~10 % of ingest's CPU per small file); the file name costs one
+        run folder takes thousands of files; docs/benchmarks.md, Upload, eighth session); the file name costs one
         `lstat` each time. The server never makes symlinks, so what this check catches is one that somebody with
         write access to the volume put there — before a folder's first use here; a folder swapped for a symlink
         later is not seen again."""
