@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
+from libs.common.checksums import new_hasher
 from libs.common.errors import (
     BadRequest,
     Conflict,
@@ -41,7 +41,10 @@ TUS_EXTENSIONS = (
     "expiration",
     "concatenation",
 )
-CHECKSUM_ALGORITHMS = ("sha1", "md5", "sha256")
+CHECKSUM_ALGORITHMS = ("sha1", "md5", "sha256")  # of a whole file, in Upload-Metadata `checksum`
+# of one request's body, in Upload-Checksum: crc32 too. It catches damage in transit at a fraction of sha1's CPU;
+# the whole file's checksum in Upload-Metadata is what checks the bytes end to end.
+REQUEST_CHECKSUM_ALGORITHMS = (*CHECKSUM_ALGORITHMS, "crc32")
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 TUS_HEADERS = {"Tus-Resumable": TUS_VERSION}
 
@@ -117,7 +120,7 @@ class Checksum:
     digest: bytes
 
     def new_hasher(self) -> Any:
-        return hashlib.new(self.algorithm)
+        return new_hasher(self.algorithm)
 
 
 @dataclass(frozen=True)
@@ -196,15 +199,14 @@ def parse_checksum(headers: Mapping[str, str]) -> Checksum | None:
     if len(parts) != 2:
         raise TusBadRequest(f"Upload-Checksum must be '<algorithm> <base64 digest>', got {raw!r}")
     algorithm = parts[0].lower()
-    if algorithm not in CHECKSUM_ALGORITHMS:
-        raise TusBadRequest(
-            f"Upload-Checksum algorithm {parts[0]!r} is not supported; use one of {', '.join(CHECKSUM_ALGORITHMS)}"
-        )
+    if algorithm not in REQUEST_CHECKSUM_ALGORITHMS:
+        offered = ", ".join(REQUEST_CHECKSUM_ALGORITHMS)
+        raise TusBadRequest(f"Upload-Checksum algorithm {parts[0]!r} is not supported; use one of {offered}")
     try:
         digest = base64.b64decode(parts[1], validate=True)
     except binascii.Error:
         raise TusBadRequest("Upload-Checksum digest is not valid base64") from None
-    if len(digest) != hashlib.new(algorithm).digest_size:
+    if len(digest) != new_hasher(algorithm).digest_size:
         raise TusBadRequest(f"Upload-Checksum digest has the wrong length for {algorithm}")
     return Checksum(algorithm, digest)
 
@@ -256,5 +258,5 @@ def options_headers(max_size: int) -> dict[str, str]:
         "Tus-Version": TUS_VERSION,
         "Tus-Extension": ",".join(TUS_EXTENSIONS),
         "Tus-Max-Size": str(max_size),
-        "Tus-Checksum-Algorithm": ",".join(CHECKSUM_ALGORITHMS),
+        "Tus-Checksum-Algorithm": ",".join(REQUEST_CHECKSUM_ALGORITHMS),
     }

@@ -2,6 +2,7 @@
 
 import base64
 import hashlib
+import zlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -45,6 +46,10 @@ def tus(**extra: str) -> dict[str, str]:
 
 def sha1_header(data: bytes) -> str:
     return "sha1 " + base64.b64encode(hashlib.sha1(data, usedforsecurity=False).digest()).decode()
+
+
+def crc32_header(data: bytes) -> str:
+    return "crc32 " + base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
 
 
 @pytest.fixture

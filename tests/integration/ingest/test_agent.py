@@ -11,10 +11,13 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import pytest
 from aiohttp.test_utils import TestClient
 
 from libs.sdk.client import SeqhubClient
 from libs.sdk.uploader import INLINE_BYTES, RunUploader
+from services.ingest import tus
 from services.ingest.bcl.simulate import simulate_run
 from services.ingest.metrics import UPLOAD_BYTES
 from services.ingest.settings import IngestSettings
@@ -280,3 +283,42 @@ async def test_agent_streams_at_most_parallel_large_files_at_once(
     events = await _uploaded_events(ingest_db)
     assert {f["path"]: (f["size"], f["sha256"]) for f in events[0]["data"]["files"]} == _folder(run_dir)
     assert _folder(ingest_settings.common.files_root / "runs" / run_id) == _folder(run_dir)
+
+
+@pytest.mark.parametrize("offered", ["sha1,md5,sha256,crc32", "sha1"])
+async def test_agent_checksums_chunks_with_crc32_where_the_server_offers_it(
+    client: TestClient,
+    auth: dict[str, str],
+    ingest_db: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    offered: str,
+) -> None:
+    """The chunks' Upload-Checksum is crc32 when OPTIONS offers it (a fraction of sha1's CPU on both ends) and sha1
+    against a server offering only what tus requires; either way the server verifies each chunk and the run is whole."""
+    real = tus.options_headers
+    monkeypatch.setattr(tus, "options_headers", lambda max_size: {**real(max_size), "Tus-Checksum-Algorithm": offered})
+    run_dir = tmp_path / "240601_A00123_0047_AHSIMXXDSX"
+    await asyncio.to_thread(
+        simulate_run, run_dir, fmt="bcl", clusters=200, tiles=1, reads=(4, 4), samples=1, truth=False
+    )
+    (run_dir / "InterOp").mkdir(exist_ok=True)
+    (run_dir / "InterOp" / "big.bin").write_bytes(os.urandom(3 << 20))  # three 1 MiB PATCHes
+    sent: list[str] = []
+
+    async def on_request_start(session: Any, context: Any, params: aiohttp.TraceRequestStartParams) -> None:
+        if params.method == "PATCH":
+            sent.append(params.headers.get("Upload-Checksum", "none").split(" ")[0])
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(on_request_start)
+    token = auth["Authorization"].split()[1]
+    async with (
+        aiohttp.ClientSession(trace_configs=[trace]) as session,
+        SeqhubClient(str(client.make_url("")), token=token, session=session) as api,
+    ):
+        uploader = RunUploader(api, run_dir, parallel=2, chunk_size=1 << 20, journal_path=tmp_path / "j.jsonl")
+        await asyncio.wait_for(uploader.run(), 60)
+    assert sent == ["crc32" if "crc32" in offered else "sha1"] * 3
+    events = await _uploaded_events(ingest_db)
+    assert {f["path"]: (f["size"], f["sha256"]) for f in events[0]["data"]["files"]} == _folder(run_dir)

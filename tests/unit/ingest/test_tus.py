@@ -2,11 +2,13 @@
 
 import base64
 import hashlib
+import zlib
 from datetime import UTC, datetime
 
 import pytest
 
 from services.ingest import tus
+from services.ingest.uploads import parse_expected_checksum
 
 
 def test_metadata_round_trip_keeps_unicode_and_empty_values() -> None:
@@ -50,18 +52,20 @@ def test_version_other_than_1_0_0_is_412_with_tus_version() -> None:
         tus.require_version({})
 
 
-@pytest.mark.parametrize("algorithm", ["sha1", "md5", "sha256"])
+@pytest.mark.parametrize("algorithm", ["sha1", "md5", "sha256", "crc32"])
 def test_checksum_parses_supported_algorithms(algorithm: str) -> None:
-    digest = hashlib.new(algorithm, b"abc").digest()
+    digest = zlib.crc32(b"abc").to_bytes(4, "big") if algorithm == "crc32" else hashlib.new(algorithm, b"abc").digest()
     parsed = tus.parse_checksum({"Upload-Checksum": f"{algorithm} {base64.b64encode(digest).decode()}"})
     assert parsed is not None and parsed.digest == digest and parsed.algorithm == algorithm
 
 
 def test_checksum_rejects_unknown_algorithm_and_bad_digest() -> None:
     with pytest.raises(tus.TusBadRequest, match="not supported"):
-        tus.parse_checksum({"Upload-Checksum": "crc32 AAAA"})
+        tus.parse_checksum({"Upload-Checksum": "sha512 " + base64.b64encode(bytes(64)).decode()})
     with pytest.raises(tus.TusBadRequest, match="wrong length"):
         tus.parse_checksum({"Upload-Checksum": "sha1 " + base64.b64encode(b"short").decode()})
+    with pytest.raises(tus.TusBadRequest, match="wrong length"):
+        tus.parse_checksum({"Upload-Checksum": "crc32 " + base64.b64encode(bytes(20)).decode()})
     with pytest.raises(tus.TusBadRequest, match="base64"):
         tus.parse_checksum({"Upload-Checksum": "sha1 ***"})
 
@@ -102,5 +106,13 @@ def test_offset_mismatch_tells_the_expected_offset() -> None:
 
 def test_options_advertise_extensions_and_algorithms() -> None:
     headers = tus.options_headers(1000)
-    assert "sha1" in headers["Tus-Checksum-Algorithm"]
+    assert set(headers["Tus-Checksum-Algorithm"].split(",")) == {"sha1", "md5", "sha256", "crc32"}
     assert set(headers["Tus-Extension"].split(",")) >= {"creation", "checksum", "concatenation", "expiration"}
+
+
+def test_whole_file_checksum_in_metadata_must_be_a_hash_not_crc32() -> None:
+    # crc32 guards one request's bytes in transit; a whole file is checked end to end by sha256, sha1 or md5
+    with pytest.raises(tus.TusBadRequest, match="checksum must be"):
+        parse_expected_checksum("crc32 " + zlib.crc32(b"abc").to_bytes(4, "big").hex())
+    digest = hashlib.sha256(b"abc").hexdigest()
+    assert parse_expected_checksum(f"sha256 {digest}") == ("sha256", digest)

@@ -3,13 +3,14 @@
 import base64
 import hashlib
 import os
+import zlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.abc import AbstractStreamWriter
 
-from libs.sdk.uploader import FileSlice, sha1_header_of_range
+from libs.sdk.uploader import FileSlice, checksum_header_of_range
 
 
 class Collect(AbstractStreamWriter):
@@ -72,12 +73,18 @@ async def test_file_slice_and_checksum_refuse_a_file_that_shrank(data_file: tupl
         with pytest.raises(OSError, match="2000 bytes early"):
             await body.write_with_length(Collect(), None)
         with pytest.raises(OSError, match="early"):
-            sha1_header_of_range(fh.fileno(), 5000, 5000)
+            checksum_header_of_range(fh.fileno(), 5000, 5000)
 
 
-def test_chunk_checksum_is_the_sha1_of_the_slice(data_file: tuple[Path, bytes]) -> None:
+@pytest.mark.parametrize("algorithm", ["sha1", "crc32"])
+def test_chunk_checksum_is_that_of_the_slice(data_file: tuple[Path, bytes], algorithm: str) -> None:
     path, data = data_file
     with path.open("rb") as fh:
         for offset, length in ((0, 10_000), (3, 2_000_000 // 1000), (9_000, 1000)):
-            expected = hashlib.sha1(data[offset : offset + length], usedforsecurity=False).digest()
-            assert sha1_header_of_range(fh.fileno(), offset, length) == "sha1 " + base64.b64encode(expected).decode()
+            piece = data[offset : offset + length]
+            if algorithm == "crc32":  # tus clients send the CRC as 4 big-endian bytes
+                expected = zlib.crc32(piece).to_bytes(4, "big")
+            else:
+                expected = hashlib.sha1(piece, usedforsecurity=False).digest()
+            header = checksum_header_of_range(fh.fileno(), offset, length, algorithm)
+            assert header == f"{algorithm} " + base64.b64encode(expected).decode()
