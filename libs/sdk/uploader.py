@@ -463,8 +463,9 @@ class RunUploader:
 
     async def _offered_checksum(self) -> str:
         """The chunks' `Upload-Checksum` algorithm: crc32 where the server offers it (it catches damage in transit
-        at ~1/30 of sha1's CPU, on both ends; the file's sha256 in Upload-Metadata checks it end to end), else sha1,
-        which every tus server with the checksum extension takes. Asked once per run, with OPTIONS."""
+        at a small fraction of sha1's CPU, on both ends; the file's sha256 in Upload-Metadata checks it end to end),
+        else sha1, which every tus server with the checksum extension takes. Asked once per run, with OPTIONS; a
+        PATCH refused for crc32 all the same switches the run to sha1 (see `_upload_file`)."""
         try:
             _, headers, _ = await self.client.request("OPTIONS", "/ingest/files/", headers=TUS_HEADERS)
         except (ApiError, aiohttp.ClientError, OSError, TimeoutError):
@@ -514,6 +515,8 @@ class RunUploader:
                     break  # stored by an earlier attempt whose answer we lost
                 if exc.status in (404, 410):
                     fresh = True  # the server forgot the upload (expired): start a new one
+                elif exc.status == 400 and self._chunk_checksum != "sha1" and "Upload-Checksum" in exc.message:
+                    self._chunk_checksum = "sha1"  # offered but refused (servers of two versions behind one URL)
                 elif not (exc.status == 409 or exc.transient or exc.status == 460):
                     raise UploadFailed(f"{path}: {exc.message} (HTTP {exc.status})") from None
                 last: Exception = exc  # offset moved, lock held, chunk damaged: HEAD and resume

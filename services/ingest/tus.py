@@ -43,7 +43,7 @@ TUS_EXTENSIONS = (
 )
 CHECKSUM_ALGORITHMS = ("sha1", "md5", "sha256")  # of a whole file, in Upload-Metadata `checksum`
 # of one request's body, in Upload-Checksum: crc32 too. It catches damage in transit at a fraction of sha1's CPU;
-# the whole file's checksum in Upload-Metadata is what checks the bytes end to end.
+# a whole file's checksum in Upload-Metadata, when the client sends one (the agent always does), checks it end to end.
 REQUEST_CHECKSUM_ALGORITHMS = (*CHECKSUM_ALGORITHMS, "crc32")
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 TUS_HEADERS = {"Tus-Resumable": TUS_VERSION}

@@ -14,11 +14,13 @@ import asyncio
 import json
 import sys
 import xml.etree.ElementTree as ET  # serialising only; parsing goes through defusedxml
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import defusedxml
 import defusedxml.ElementTree as SafeET
+from multidict import CIMultiDict
 from rich.table import Table
 
 from libs.sdk import credentials
@@ -158,7 +160,7 @@ async def _list(client: SeqhubClient, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _post(client: SeqhubClient, path: str, data: bytes, content_type: str) -> tuple[int, dict[str, str], Any]:
+async def _post(client: SeqhubClient, path: str, data: bytes, content_type: str) -> tuple[int, CIMultiDict[str], Any]:
     return await client.request(
         "POST", path, data=data, headers={"Content-Type": content_type, "Accept": "application/json"}
     )
@@ -198,7 +200,7 @@ async def _submit(client: SeqhubClient, args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _report(status: int, headers: dict[str, str], body: Any) -> None:
+def _report(status: int, headers: Mapping[str, str], body: Any) -> None:
     body = body if isinstance(body, dict) else {}
     if status == 202:
         for review in body.get("reviews") or [headers.get("Location", "")]:

@@ -285,30 +285,50 @@ async def test_agent_streams_at_most_parallel_large_files_at_once(
     assert _folder(ingest_settings.common.files_root / "runs" / run_id) == _folder(run_dir)
 
 
-@pytest.mark.parametrize("offered", ["sha1,md5,sha256,crc32", "sha1"])
+@pytest.mark.parametrize(
+    ("header", "offered", "refused", "sent"),
+    [
+        ("Tus-Checksum-Algorithm", "sha1,md5,sha256,crc32", False, ["crc32"] * 3),
+        ("tus-checksum-algorithm", "SHA1, CRC32", False, ["crc32"] * 3),  # as a proxy may pass it on
+        ("Tus-Checksum-Algorithm", "sha1", False, ["sha1"] * 3),
+        # offered by the instance that answered OPTIONS, refused by the one that takes the PATCH
+        ("Tus-Checksum-Algorithm", "sha1,md5,sha256,crc32", True, ["crc32"] + ["sha1"] * 3),
+    ],
+)
 async def test_agent_checksums_chunks_with_crc32_where_the_server_offers_it(
     client: TestClient,
     auth: dict[str, str],
     ingest_db: Any,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    header: str,
     offered: str,
+    refused: bool,
+    sent: list[str],
 ) -> None:
     """The chunks' Upload-Checksum is crc32 when OPTIONS offers it (a fraction of sha1's CPU on both ends) and sha1
-    against a server offering only what tus requires; either way the server verifies each chunk and the run is whole."""
+    against a server offering only what tus requires or refusing crc32 after all; either way the server verifies
+    each chunk and the run is whole. The 6 MiB chunks pass the server's 4 MiB of inline hashing."""
     real = tus.options_headers
-    monkeypatch.setattr(tus, "options_headers", lambda max_size: {**real(max_size), "Tus-Checksum-Algorithm": offered})
+
+    def options_headers(max_size: int) -> dict[str, str]:
+        headers = {k: v for k, v in real(max_size).items() if k != "Tus-Checksum-Algorithm"}
+        return {**headers, header: offered}
+
+    monkeypatch.setattr(tus, "options_headers", options_headers)
+    if refused:
+        monkeypatch.setattr(tus, "REQUEST_CHECKSUM_ALGORITHMS", tus.CHECKSUM_ALGORITHMS)
     run_dir = tmp_path / "240601_A00123_0047_AHSIMXXDSX"
     await asyncio.to_thread(
         simulate_run, run_dir, fmt="bcl", clusters=200, tiles=1, reads=(4, 4), samples=1, truth=False
     )
     (run_dir / "InterOp").mkdir(exist_ok=True)
-    (run_dir / "InterOp" / "big.bin").write_bytes(os.urandom(3 << 20))  # three 1 MiB PATCHes
-    sent: list[str] = []
+    (run_dir / "InterOp" / "big.bin").write_bytes(os.urandom(13 << 20))  # PATCHes of 6, 6 and 1 MiB
+    seen: list[str] = []
 
     async def on_request_start(session: Any, context: Any, params: aiohttp.TraceRequestStartParams) -> None:
         if params.method == "PATCH":
-            sent.append(params.headers.get("Upload-Checksum", "none").split(" ")[0])
+            seen.append(params.headers.get("Upload-Checksum", "none").split(" ")[0])
 
     trace = aiohttp.TraceConfig()
     trace.on_request_start.append(on_request_start)
@@ -317,8 +337,8 @@ async def test_agent_checksums_chunks_with_crc32_where_the_server_offers_it(
         aiohttp.ClientSession(trace_configs=[trace]) as session,
         SeqhubClient(str(client.make_url("")), token=token, session=session) as api,
     ):
-        uploader = RunUploader(api, run_dir, parallel=2, chunk_size=1 << 20, journal_path=tmp_path / "j.jsonl")
+        uploader = RunUploader(api, run_dir, parallel=2, chunk_size=6 << 20, journal_path=tmp_path / "j.jsonl")
         await asyncio.wait_for(uploader.run(), 60)
-    assert sent == ["crc32" if "crc32" in offered else "sha1"] * 3
+    assert seen == sent
     events = await _uploaded_events(ingest_db)
     assert {f["path"]: (f["size"], f["sha256"]) for f in events[0]["data"]["files"]} == _folder(run_dir)
