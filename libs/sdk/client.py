@@ -15,7 +15,6 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
-from multidict import CIMultiDict
 
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=30, sock_read=300)
 TRANSIENT_STATUSES = frozenset({408, 423, 425, 429, 500, 502, 503, 504})
@@ -124,9 +123,9 @@ class SeqhubClient:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         data: Any = None,
-    ) -> tuple[int, CIMultiDict[str], Any]:
+    ) -> tuple[int, Mapping[str, str], Any]:
         """Send a request; returns (status, headers, decoded JSON or None); raises ApiError on >= 400. Header
-        names are matched case-insensitively (a proxy may lower-case them)."""
+        names are matched case-insensitively (aiohttp's own mapping; a proxy may lower-case them)."""
         url = self.url(path)
         async with self.session.request(
             method, url, json=json_body, params=params, headers=self.headers(headers), data=data
@@ -138,7 +137,7 @@ class SeqhubClient:
             payload = None
             if text and "json" in response.headers.get("Content-Type", ""):
                 payload = json.loads(text)
-            return response.status, CIMultiDict(response.headers), payload
+            return response.status, response.headers, payload
 
     async def get_json(self, path: str, *, params: Mapping[str, str] | None = None) -> Any:
         return (await self.request("GET", path, params=params))[2]

@@ -20,7 +20,6 @@ from typing import Any
 
 import defusedxml
 import defusedxml.ElementTree as SafeET
-from multidict import CIMultiDict
 from rich.table import Table
 
 from libs.sdk import credentials
@@ -160,7 +159,7 @@ async def _list(client: SeqhubClient, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _post(client: SeqhubClient, path: str, data: bytes, content_type: str) -> tuple[int, CIMultiDict[str], Any]:
+async def _post(client: SeqhubClient, path: str, data: bytes, content_type: str) -> tuple[int, Mapping[str, str], Any]:
     return await client.request(
         "POST", path, data=data, headers={"Content-Type": content_type, "Accept": "application/json"}
     )
