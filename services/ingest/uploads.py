@@ -164,7 +164,10 @@ async def create_upload(
         await deps.parts.concat(doc["_id"], [p["_id"] for p in parts])
         doc = await _record(doc["_id"], {"offset": length}, deps=deps)
     if body is not None and lease is not None:
-        doc = await _write(lease, body, deps=deps)
+        try:
+            doc = await _write(lease, body, deps=deps)
+        finally:
+            lease.busy = False  # the lock stays held for the client's PATCHes, as after any PATCH
     if doc["length"] is not None and doc["offset"] == doc["length"]:
         doc = await _finish(doc, correlation_id=correlation_id, deps=deps)
     return _info(doc)

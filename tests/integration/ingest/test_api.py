@@ -566,3 +566,40 @@ async def test_head_hands_a_complete_upload_to_its_run(
     root = ingest_settings.common.files_root / "runs" / run["id"]
     assert (root / "late.bin").read_bytes() == b"hello"
     assert (await ingest_db["uploads"].find_one({"_id": upload_id}))["state"] == "stored"
+
+
+async def test_an_upload_created_with_part_of_its_body_takes_the_rest_by_patch(
+    client: TestClient, auth: dict[str, str], register: Any, ingest_settings: IngestSettings
+) -> None:
+    """creation-with-upload that carries only the first bytes (a partial upload for concatenation, and one of
+    deferred length): the same client PATCHes the rest right away and is not told the upload is busy."""
+    run = await register()
+    data = os.urandom(3000)
+    partial = await client.post(
+        "/ingest/files/",
+        data=data[:1000],
+        headers={**auth, **tus(), **OCTET, "Upload-Length": "3000", "Upload-Concat": "partial"},
+    )
+    deferred = await client.post(
+        "/ingest/files/",
+        data=data[:1000],
+        headers={
+            **auth,
+            **tus(),
+            **OCTET,
+            "Upload-Defer-Length": "1",
+            "Upload-Metadata": metadata(run_id=run["id"], path="grown.bin"),
+        },
+    )
+    for created in (partial, deferred):
+        assert created.status == 201 and created.headers["Upload-Offset"] == "1000", await created.text()
+        location = _path(created.headers["Location"])
+        response = await client.patch(
+            location,
+            data=data[1000:],
+            headers={**auth, **tus(), **OCTET, "Upload-Offset": "1000", "Upload-Length": "3000"},
+        )
+        assert response.status == 204, await response.text()
+        assert response.headers["Upload-Offset"] == "3000"
+    stored = ingest_settings.common.files_root / "runs" / run["id"] / "grown.bin"
+    assert stored.read_bytes() == data
