@@ -62,6 +62,7 @@ async def _ingest_ctx(app: web.Application) -> AsyncIterator[None]:
         limits=limits_of(settings),
     )
     yield
+    await uploads.settle_leases(deps=app[keys.ingest])
     await parts.close()
 
 

@@ -2,8 +2,10 @@
 
 Durability rule: bytes are appended and fsynced before the new offset is recorded, and a PATCH first
 truncates the part file to the recorded offset, so after any crash HEAD reports exactly the bytes that
-are durably stored. One writer per upload across processes: a lease lock in the upload document
-(`find_one_and_update`), renewed while a body streams; a second PATCH meanwhile gets 423.
+are durably stored. A body without `Upload-Checksum` is answered once fsynced, its offset written behind
+(`_advance`): if the process dies first, HEAD adopts those bytes from the disk when the lease runs out.
+One writer per upload across processes: a lease lock in the upload document (`find_one_and_update`),
+renewed while a body streams; a second PATCH meanwhile gets 423.
 No aiohttp, no pymongo here.
 """
 
@@ -14,6 +16,7 @@ import base64
 import binascii
 import contextlib
 import hashlib
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -45,6 +48,7 @@ from .tus import (
 )
 
 GONE = "gone"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -118,10 +122,11 @@ class Lease:
     to the same upload in this process gets 423 without asking the database."""
 
     token: str
-    until: datetime
+    until: datetime  # as last confirmed by the database
     doc: dict[str, Any]  # the upload document as this process last wrote it (nobody else writes it meanwhile)
     checksum: bool  # what the stored lock says about the body being written (see UploadStore.lock)
     busy: bool = False
+    recording: asyncio.Future[bool] | None = None  # the write-behind of the last acknowledged offset (`_advance`)
 
 
 async def create_upload(
@@ -344,6 +349,10 @@ async def _load(upload_id: str, *, subject: str, deps: Ingest) -> dict[str, Any]
 
 async def head_upload(upload_id: str, *, subject: str, deps: Ingest) -> UploadInfo:
     """The upload's state; the offset is exactly what is durably on disk, also after a crash."""
+    lease = deps.leases.get(upload_id)
+    if lease is not None:  # an offset this process acknowledged may still be on its way to the database
+        with contextlib.suppress(TusConflict):
+            await _settle(lease, deps=deps)
     doc = await _load(upload_id, subject=subject, deps=deps)
     if doc["state"] == UploadState.COMPLETE.value and doc.get("run_id") and doc.get("path"):
         # every byte is in but the run has not got the file (its writer died, or the client left, in between):
@@ -389,6 +398,9 @@ async def patch_upload(
         _check_access(lease.doc, subject=subject)  # we hold its lock: our copy is the upload's state
         lease.busy = True
     else:
+        if lease is not None:  # its lease runs low: the database must hold our last offset before we read it
+            with contextlib.suppress(TusConflict):
+                await _settle(lease, deps=deps)
         deps.leases.pop(upload_id, None)  # none, or its lease runs low: take the lock through the database
         doc = await _load(upload_id, subject=subject, deps=deps)
         if doc.get("concat") == "final":
@@ -406,6 +418,7 @@ async def patch_upload(
         deps.leases[upload_id] = lease
     try:
         if body.length is not None:
+            await _settle(lease, deps=deps)  # the document read back must hold the last offset
             lease.doc = await _set_deferred_length(lease.doc, body.length, deps=deps)
         doc = await _write(lease, body, deps=deps)
     finally:
@@ -434,6 +447,7 @@ async def _write(lease: Lease, body: Body, *, deps: Ingest) -> dict[str, Any]:
     upload_id = lease.doc["_id"]
     try:
         if (body.checksum is not None) != lease.checksum:  # what a dead writer's bytes would be worth changes
+            await _settle(lease, deps=deps)  # bytes acknowledged unchecked are recorded before the flag says checked
             lease.checksum = body.checksum is not None
             if not await deps.uploads.write_locked(upload_id, lease.token, {"lock.checksum": lease.checksum}):
                 raise _taken_over(upload_id)
@@ -501,13 +515,27 @@ async def _append_locked(lease: Lease, body: Body, *, deps: Ingest) -> dict[str,
 async def _advance(
     lease: Lease, written: int, *, deps: Ingest, complete: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Record the new offset (the bytes are fsynced): the one write a PATCH costs, and its acknowledgement.
-    It renews the lease too; the lock stays held for the client's next PATCH — unless `complete` (the state
-    and sha256 of an upload whose last byte this is) comes in the same write: then the lock is released."""
+    """Record the new offset (the bytes are fsynced): the one write a PATCH costs. It renews the lease too; the
+    lock stays held for the client's next PATCH — unless `complete` (the state and sha256 of an upload whose last
+    byte this is) comes in the same write: then the lock is released.
+
+    The write is the acknowledgement when the body carried an `Upload-Checksum` (bytes past the recorded offset
+    are then dropped after a crash: they cannot be verified again) and for the last byte (the run's hand-over
+    follows it). Otherwise it is written behind: the answer goes out at once and the write lands while the
+    client sends its next request; `_settle` awaits it before anything reads or writes the document after it."""
+    await _settle(lease, deps=deps)  # one write at a time, in order
     doc = lease.doc
     at = now()
     until = at + deps.limits.lock_lease
     set_ = {"offset": doc["offset"] + written, "updated_at": at, "expires_at": at + deps.limits.upload_ttl}
+    if complete is None and not lease.checksum:
+        # Bytes that needed no verification, fsynced: should this process die before the write lands, HEAD
+        # adopts them from the disk once the lease runs out (`_adopt`), so the answer need not wait for it.
+        lease.doc = {**doc, **set_, "lock": {"token": lease.token, "until": until, "checksum": False}}
+        lease.recording = asyncio.ensure_future(_record_behind(lease, {**set_, "lock.until": until}, until, deps=deps))
+        lease.recording.add_done_callback(_log_failed_record)
+        UPLOAD_BYTES.inc(written)
+        return lease.doc
     lock = {"lock": None} if complete else {"lock.until": until}
     if not await deps.uploads.write_locked(doc["_id"], lease.token, {**set_, **(complete or {}), **lock}):
         # our lease ran out and another writer took over: our bytes are not ours to count
@@ -526,6 +554,7 @@ async def _complete(lease: Lease, written: int, *, deps: Ingest) -> dict[str, An
     """The body brought the last byte: verify the whole file, then record offset, state `complete` and sha256 in
     one write. "Every byte recorded" and "complete" are thus one state: a process dying after it leaves an upload
     that HEAD, a PATCH retry or the sweep hands to its run (`_finish`), never one stuck at full offset."""
+    await _settle(lease, deps=deps)  # a reset to 0 below must not be overtaken by an earlier offset's write
     doc = lease.doc
     upload_id = doc["_id"]
     try:
@@ -540,6 +569,49 @@ async def _complete(lease: Lease, written: int, *, deps: Ingest) -> dict[str, An
     return await _advance(
         lease, written, deps=deps, complete={"state": UploadState.COMPLETE.value, "sha256": sha256}
     )
+
+
+async def _record_behind(lease: Lease, fields: dict[str, Any], until: datetime, *, deps: Ingest) -> bool:
+    """An acknowledged offset's write (see `_advance`); False if the lock was lost meanwhile."""
+    if not await deps.uploads.write_locked(lease.doc["_id"], lease.token, fields):
+        return False
+    lease.until = max(lease.until, until)
+    return True
+
+
+def _log_failed_record(recording: asyncio.Future[bool]) -> None:
+    if not recording.cancelled() and recording.exception() is not None:  # `_settle` writes it again
+        log.warning("an acknowledged upload offset was not recorded yet: %s", recording.exception())
+
+
+async def _settle(lease: Lease, *, deps: Ingest) -> None:
+    """Wait until the lease's last acknowledged offset is in the database; write it again if its write-behind
+    failed (the error propagates if this write fails too). TusConflict if the lock was lost meanwhile."""
+    recording = lease.recording
+    if recording is None:
+        return
+    await asyncio.wait([recording])  # a cancelled caller does not cancel the write
+    if recording.cancelled() or recording.exception() is not None:
+        doc = lease.doc
+        fields = {k: doc[k] for k in ("offset", "updated_at", "expires_at")}
+        until = doc["lock"]["until"]
+        recorded = await _record_behind(lease, {**fields, "lock.until": until}, until, deps=deps)
+    else:
+        recorded = recording.result()
+    if lease.recording is recording:
+        lease.recording = None
+    if not recorded:
+        if deps.leases.get(lease.doc["_id"]) is lease:
+            deps.leases.pop(lease.doc["_id"])
+        raise _taken_over(lease.doc["_id"])
+
+
+async def settle_leases(*, deps: Ingest) -> None:
+    """At shutdown: let the acknowledged offsets written behind land (HEAD would otherwise report fewer bytes
+    until the lease runs out and the bytes on disk are adopted)."""
+    for lease in list(deps.leases.values()):
+        with contextlib.suppress(Exception):
+            await _settle(lease, deps=deps)
 
 
 async def _renew(lease: Lease, *, deps: Ingest) -> None:
