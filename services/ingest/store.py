@@ -267,12 +267,19 @@ class UploadStore:
         )
 
     async def renew(self, upload_id: str, token: str, until: datetime) -> bool:
-        result = await self.uploads.update_one({"_id": upload_id, "lock.token": token}, {"$set": {"lock.until": until}})
-        return result.modified_count == 1
+        """Extend the lock `token` to `until` (never shortening it); False if it was lost."""
+        result = await self.uploads.update_one({"_id": upload_id, "lock.token": token}, {"$max": {"lock.until": until}})
+        return result.matched_count == 1
 
-    async def write_locked(self, upload_id: str, token: str, set_: Mapping[str, Any]) -> bool:
-        """Apply `set_` while still holding the lock `token` (the lock stays held); False if it was lost."""
-        result = await self.uploads.update_one({"_id": upload_id, "lock.token": token}, {"$set": dict(set_)})
+    async def write_locked(
+        self, upload_id: str, token: str, set_: Mapping[str, Any], *, until: datetime | None = None
+    ) -> bool:
+        """Apply `set_` while still holding the lock `token` (the lock stays held), extending it to `until` if
+        given — never shortening it, whatever order concurrent writes land in; False if the lock was lost."""
+        update: dict[str, Any] = {"$set": dict(set_)}
+        if until is not None:
+            update["$max"] = {"lock.until": until}
+        result = await self.uploads.update_one({"_id": upload_id, "lock.token": token}, update)
         return result.matched_count == 1
 
     async def unlock(self, upload_id: str, token: str, set_: Mapping[str, Any] | None = None) -> Doc | None:

@@ -1,9 +1,10 @@
 """tus upload use cases: create, head, patch, terminate, expire — over `UploadStore` and `PartFiles`.
 
 Durability rule: bytes are appended and fsynced before the new offset is recorded, and a PATCH first
-truncates the part file to the recorded offset, so after any crash HEAD reports exactly the bytes that
-are durably stored. A body without `Upload-Checksum` is answered once fsynced, its offset written behind
-(`_advance`): if the process dies first, HEAD adopts those bytes from the disk when the lease runs out.
+truncates the part file to the recorded offset, so HEAD never reports bytes that are not durably stored. A body
+without `Upload-Checksum` is answered once fsynced, its offset written behind (`_advance`): if the process dies
+before that write lands, the next HEAD or PATCH adopts those bytes from the disk once the lease runs out (until
+then, another process reports the recorded, lower offset).
 One writer per upload across processes: a lease lock in the upload document (`find_one_and_update`),
 renewed while a body streams; a second PATCH meanwhile gets 423.
 No aiohttp, no pymongo here.
@@ -118,8 +119,9 @@ def parse_expected_checksum(raw: str | None) -> tuple[str, str] | None:
 class Lease:
     """An upload's lock as the process holding it knows it. Taken once (one `find_one_and_update`), it is kept
     between PATCHes and renewed by every offset write, so a PATCH in steady state costs one database write:
-    the new offset, written after fsync — the acknowledgement. `busy` while a request writes: a second request
-    to the same upload in this process gets 423 without asking the database."""
+    the new offset, written after fsync (the acknowledgement of a checked body; behind the answer otherwise,
+    `recording`). `busy` while a request writes: a second request to the same upload in this process gets 423
+    without asking the database."""
 
     token: str
     until: datetime  # as last confirmed by the database
@@ -348,7 +350,8 @@ async def _load(upload_id: str, *, subject: str, deps: Ingest) -> dict[str, Any]
 
 
 async def head_upload(upload_id: str, *, subject: str, deps: Ingest) -> UploadInfo:
-    """The upload's state; the offset is exactly what is durably on disk, also after a crash."""
+    """The upload's state. The offset is never more than what is durably on disk; after a crash it is exactly
+    that once the dead writer's lease has run out (before, the offset it last recorded)."""
     lease = deps.leases.get(upload_id)
     if lease is not None:  # an offset this process acknowledged may still be on its way to the database
         with contextlib.suppress(TusConflict):
@@ -409,6 +412,9 @@ async def patch_upload(
             if doc["state"] == UploadState.COMPLETE.value and doc.get("run_id") and body.offset == doc["offset"]:
                 return _info(await _finish(doc, correlation_id=correlation_id, deps=deps))
             raise UploadForbidden(f"upload {upload_id} is complete; it takes no more bytes")
+        on_disk = deps.parts.size(upload_id)
+        if on_disk > doc["offset"] and _abandoned_unchecked(doc):  # bytes a dead writer may have acknowledged
+            doc = await _adopt(doc, on_disk, deps=deps)
         token, at = uuid.uuid4().hex, now()
         until = at + deps.limits.lock_lease
         locked = await deps.uploads.lock(upload_id, token, now=at, until=until, checksum=body.checksum is not None)
@@ -459,8 +465,8 @@ async def _write(lease: Lease, body: Body, *, deps: Ingest) -> dict[str, Any]:
         raise
     except BaseException:
         deps.leases.pop(upload_id, None)
-        with contextlib.suppress(Exception):
-            await deps.uploads.unlock(upload_id, lease.token)
+        with contextlib.suppress(Exception):  # with the last acknowledged offset, which may not be recorded yet
+            await deps.uploads.unlock(upload_id, lease.token, {"offset": lease.doc["offset"], "updated_at": now()})
         raise
 
 
@@ -532,12 +538,14 @@ async def _advance(
         # Bytes that needed no verification, fsynced: should this process die before the write lands, HEAD
         # adopts them from the disk once the lease runs out (`_adopt`), so the answer need not wait for it.
         lease.doc = {**doc, **set_, "lock": {"token": lease.token, "until": until, "checksum": False}}
-        lease.recording = asyncio.ensure_future(_record_behind(lease, {**set_, "lock.until": until}, until, deps=deps))
-        lease.recording.add_done_callback(_log_failed_record)
+        _record_behind(lease, deps=deps)
         UPLOAD_BYTES.inc(written)
         return lease.doc
-    lock = {"lock": None} if complete else {"lock.until": until}
-    if not await deps.uploads.write_locked(doc["_id"], lease.token, {**set_, **(complete or {}), **lock}):
+    if complete:
+        recorded = await deps.uploads.write_locked(doc["_id"], lease.token, {**set_, **complete, "lock": None})
+    else:
+        recorded = await deps.uploads.write_locked(doc["_id"], lease.token, set_, until=until)
+    if not recorded:
         # our lease ran out and another writer took over: our bytes are not ours to count
         deps.leases.pop(doc["_id"], None)
         raise _taken_over(doc["_id"])
@@ -571,12 +579,26 @@ async def _complete(lease: Lease, written: int, *, deps: Ingest) -> dict[str, An
     )
 
 
-async def _record_behind(lease: Lease, fields: dict[str, Any], until: datetime, *, deps: Ingest) -> bool:
-    """An acknowledged offset's write (see `_advance`); False if the lock was lost meanwhile."""
-    if not await deps.uploads.write_locked(lease.doc["_id"], lease.token, fields):
-        return False
-    lease.until = max(lease.until, until)
+def _record_behind(lease: Lease, *, deps: Ingest) -> asyncio.Future[bool]:
+    """Start writing the lease's acknowledged state (offset and times, from `lease.doc`) and extending its lock:
+    the write-behind of `_advance`, or `_settle`'s retry of one that failed."""
+    doc = lease.doc
+    fields = {k: doc[k] for k in ("offset", "updated_at", "expires_at")}
+    recording = asyncio.ensure_future(_write_recorded(lease, fields, now() + deps.limits.lock_lease, deps=deps))
+    recording.add_done_callback(_log_failed_record)
+    lease.recording = recording
+    return recording
+
+
+async def _write_recorded(lease: Lease, fields: dict[str, Any], until: datetime, *, deps: Ingest) -> bool:
+    if not await deps.uploads.write_locked(lease.doc["_id"], lease.token, fields, until=until):
+        return False  # the lock was lost meanwhile
+    lease.until = max(lease.until, until)  # the database keeps the latest `until` whatever order writes land in
     return True
+
+
+def _failed(recording: asyncio.Future[bool]) -> bool:
+    return recording.cancelled() or recording.exception() is not None
 
 
 def _log_failed_record(recording: asyncio.Future[bool]) -> None:
@@ -585,33 +607,36 @@ def _log_failed_record(recording: asyncio.Future[bool]) -> None:
 
 
 async def _settle(lease: Lease, *, deps: Ingest) -> None:
-    """Wait until the lease's last acknowledged offset is in the database; write it again if its write-behind
-    failed (the error propagates if this write fails too). TusConflict if the lock was lost meanwhile."""
+    """Wait until the lease's last acknowledged offset is in the database. If its write-behind failed, the first
+    caller to find out writes it again and any other waits for that write; if it fails too, its error propagates
+    (and the next caller tries again). TusConflict if the lock was lost meanwhile."""
     recording = lease.recording
     if recording is None:
         return
     await asyncio.wait([recording])  # a cancelled caller does not cancel the write
-    if recording.cancelled() or recording.exception() is not None:
-        doc = lease.doc
-        fields = {k: doc[k] for k in ("offset", "updated_at", "expires_at")}
-        until = doc["lock"]["until"]
-        recorded = await _record_behind(lease, {**fields, "lock.until": until}, until, deps=deps)
-    else:
-        recorded = recording.result()
+    if _failed(recording):
+        if lease.recording is recording:
+            _record_behind(lease, deps=deps)
+        if (retry := lease.recording) is None:  # another caller's retry landed meanwhile
+            return
+        await asyncio.wait([retry])
+        if retry.cancelled():
+            raise ConnectionError("the upload's offset write was cancelled")
+        if (error := retry.exception()) is not None:
+            raise error
+        recording = retry
     if lease.recording is recording:
         lease.recording = None
-    if not recorded:
+    if not recording.result():
         if deps.leases.get(lease.doc["_id"]) is lease:
             deps.leases.pop(lease.doc["_id"])
         raise _taken_over(lease.doc["_id"])
 
 
 async def settle_leases(*, deps: Ingest) -> None:
-    """At shutdown: let the acknowledged offsets written behind land (HEAD would otherwise report fewer bytes
-    until the lease runs out and the bytes on disk are adopted)."""
-    for lease in list(deps.leases.values()):
-        with contextlib.suppress(Exception):
-            await _settle(lease, deps=deps)
+    """At shutdown: let the acknowledged offsets written behind land (HEAD in another process would otherwise
+    report fewer bytes until the lease runs out and the bytes on disk are adopted)."""
+    await asyncio.gather(*(_settle(lease, deps=deps) for lease in list(deps.leases.values())), return_exceptions=True)
 
 
 async def _renew(lease: Lease, *, deps: Ingest) -> None:
@@ -628,6 +653,8 @@ async def _finish(doc: dict[str, Any], *, correlation_id: str | None, deps: Inge
     """All bytes are in: verify the whole-file checksum, release the lock, then hand the file to its run."""
     upload_id = doc["_id"]
     if doc["state"] == UploadState.RECEIVING.value:
+        if (lease := deps.leases.get(upload_id)) is not None:  # (a body that broke off right at the end)
+            await _settle(lease, deps=deps)
         try:
             sha256 = await _verified_sha256(doc, deps=deps, after="the upload restarts at 0")
         except ChecksumMismatch:

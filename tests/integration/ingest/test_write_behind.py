@@ -87,7 +87,7 @@ async def test_an_unchecked_patch_is_answered_before_its_offset_is_recorded_and_
     gate: Gate,
 ) -> None:
     run = await register()
-    data = os.urandom(3 * MIB)
+    data = os.urandom(4 * MIB)
     location = await _create(client, auth, run["id"], "wb.bin", len(data))
     gate.open.clear()
     response = await asyncio.wait_for(_patch(client, auth, location, 0, data[:MIB]), 10)
@@ -102,26 +102,29 @@ async def test_an_unchecked_patch_is_answered_before_its_offset_is_recorded_and_
 
     # a body with a per-request checksum is answered only once its offset is recorded: bytes past the recorded
     # offset are dropped after a crash when they needed verification
-    gate.open.clear()
-    checked = asyncio.create_task(
-        _patch(
-            client, auth, location, MIB, data[MIB : 2 * MIB], **{"Upload-Checksum": sha1_header(data[MIB : 2 * MIB])}
-        )
-    )
-    await asyncio.sleep(0.3)
-    assert not checked.done(), "a checked PATCH was answered before its offset was recorded"
-    gate.open.set()
-    response = await checked
-    assert response.status == 204 and response.headers["Upload-Offset"] == str(2 * MIB)
-    assert await _recorded_offset(ingest_db, location) == 2 * MIB
+    def checked(start: int) -> Any:
+        body = data[start : start + MIB]
+        return _patch(client, auth, location, start, body, **{"Upload-Checksum": sha1_header(body)})
 
-    response = await _patch(client, auth, location, 2 * MIB, data[2 * MIB :])  # the last byte: recorded, then stored
+    assert (await checked(MIB)).status == 204  # the lock now says "checked" (written before the body)
+    gate.open.clear()
+    second = asyncio.create_task(checked(2 * MIB))
+    await asyncio.sleep(0.3)
+    assert not second.done(), "a checked PATCH was answered before its offset was recorded"
+    gate.open.set()
+    response = await second
+    assert response.status == 204 and response.headers["Upload-Offset"] == str(3 * MIB)
+    assert await _recorded_offset(ingest_db, location) == 3 * MIB
+
+    response = await _patch(client, auth, location, 3 * MIB, data[3 * MIB :])  # the last byte: recorded, then stored
     assert response.status == 204 and response.headers["Upload-Offset"] == str(len(data))
     shown = await (await client.get(f"/ingest/runs/{run['id']}", headers=auth)).json()
     assert shown["bytes_received"] == len(data)
 
 
+@pytest.mark.parametrize("resume_with", ["HEAD", "PATCH"])
 async def test_bytes_acknowledged_by_a_process_that_died_before_recording_them_are_adopted_by_the_next(
+    resume_with: str,
     client: TestClient,  # type: ignore[type-arg]
     aiohttp_client: Any,
     auth: dict[str, str],
@@ -144,9 +147,11 @@ async def test_bytes_acknowledged_by_a_process_that_died_before_recording_them_a
     busy = await _patch(other, auth, location, MIB, data[MIB : 2 * MIB])
     assert busy.status == 423 and "Retry-After" in busy.headers
     await asyncio.sleep(ingest_settings.lock_lease_seconds + 0.3)
-    head = await other.head(location, headers={**auth, **tus()})
-    assert head.headers["Upload-Offset"] == str(MIB)  # the acknowledged bytes, adopted from the disk
-    assert await _recorded_offset(ingest_db, location) == MIB
+    if resume_with == "HEAD":  # a client that asks first (tuspy, aiotus, the agent)
+        head = await other.head(location, headers={**auth, **tus()})
+        assert head.headers["Upload-Offset"] == str(MIB)  # the acknowledged bytes, adopted from the disk
+        assert await _recorded_offset(ingest_db, location) == MIB
+    # else a client that goes on from the offset it was given: its PATCH adopts the bytes as HEAD would
     response = await _patch(other, auth, location, MIB, data[MIB:])
     assert response.status == 204 and response.headers["Upload-Offset"] == str(len(data))
     stored = ingest_settings.common.files_root / "runs" / run["id"] / "crash.bin"
@@ -199,3 +204,37 @@ async def test_deferred_length_set_after_a_write_behind_keeps_the_acknowledged_o
     response = await last
     assert response.status == 204, await response.text()
     assert response.headers["Upload-Offset"] == "6"
+
+
+async def test_a_patch_that_fails_unexpectedly_keeps_the_offset_acknowledged_before_it(
+    client: TestClient,  # type: ignore[type-arg]
+    auth: dict[str, str],
+    register: Callable[..., Any],
+    ingest_db: Any,
+    gate: Gate,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The failed PATCH releases the lock with the last acknowledged offset, even though that offset's own write
+    has not landed yet (it then finds the lock gone and changes nothing)."""
+    run = await register()
+    data = os.urandom(3 * MIB)
+    location = await _create(client, auth, run["id"], "fail.bin", len(data))
+    gate.open.clear()
+    response = await asyncio.wait_for(_patch(client, auth, location, 0, data[:MIB]), 10)
+    assert response.status == 204 and response.headers["Upload-Offset"] == str(MIB)
+    parts = _deps(client).parts
+
+    async def broken_disk(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(5, "Input/output error (test)")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(parts, "append", broken_disk)
+        response = await asyncio.wait_for(_patch(client, auth, location, MIB, data[MIB : 2 * MIB]), 10)
+    assert response.status == 500
+    gate.open.set()
+    await asyncio.sleep(0.2)
+    assert await _recorded_offset(ingest_db, location) == MIB
+    head = await client.head(location, headers={**auth, **tus()})
+    assert head.headers["Upload-Offset"] == str(MIB)
+    response = await _patch(client, auth, location, MIB, data[MIB:])
+    assert response.status == 204 and response.headers["Upload-Offset"] == str(len(data))
