@@ -16,7 +16,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import hashlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -25,6 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from libs.common.checksums import new_hasher
 from libs.common.errors import Conflict
 
 from . import service
@@ -105,7 +105,7 @@ def parse_expected_checksum(raw: str | None) -> tuple[str, str] | None:
     if len(parts) != 2 or parts[0].lower() not in CHECKSUM_ALGORITHMS:
         raise TusBadRequest("metadata checksum must be '<sha256|sha1|md5> <digest>'")
     algorithm, value = parts[0].lower(), parts[1]
-    size = hashlib.new(algorithm).digest_size
+    size = new_hasher(algorithm).digest_size
     try:
         digest = bytes.fromhex(value) if len(value) == 2 * size else base64.b64decode(value, validate=True)
     except (ValueError, binascii.Error):
@@ -362,13 +362,21 @@ async def head_upload(upload_id: str, *, subject: str, deps: Ingest) -> UploadIn
         # hand it over now, so an offset equal to the length always means "stored"
         doc = await _finish(doc, correlation_id=None, deps=deps)
     elif doc["state"] == UploadState.RECEIVING.value:
-        on_disk = deps.parts.size(upload_id)
-        if on_disk < doc["offset"]:
-            deps.leases.pop(upload_id, None)
-            doc = await _record(upload_id, {"offset": on_disk}, deps=deps)
-        elif on_disk > doc["offset"] and _abandoned_unchecked(doc):
-            doc = await _adopt(doc, on_disk, deps=deps)
+        doc = await _match_disk(doc, deps=deps)
     return _info(doc)
+
+
+async def _match_disk(doc: dict[str, Any], *, deps: Ingest) -> dict[str, Any]:
+    """An unfinished upload as read from the database, with its offset matched to the bytes on disk: fewer (the
+    file was cut) are recorded; more, left unchecked by a writer whose lease ran out, are adopted — they may be
+    bytes it acknowledged before its offset write landed (`_advance`)."""
+    on_disk = deps.parts.size(doc["_id"])
+    if on_disk < doc["offset"]:
+        deps.leases.pop(doc["_id"], None)
+        return await _record(doc["_id"], {"offset": on_disk}, deps=deps)
+    if on_disk > doc["offset"] and _abandoned_unchecked(doc):
+        return await _adopt(doc, on_disk, deps=deps)
+    return doc
 
 
 def _abandoned_unchecked(doc: dict[str, Any]) -> bool:
@@ -412,9 +420,7 @@ async def patch_upload(
             if doc["state"] == UploadState.COMPLETE.value and doc.get("run_id") and body.offset == doc["offset"]:
                 return _info(await _finish(doc, correlation_id=correlation_id, deps=deps))
             raise UploadForbidden(f"upload {upload_id} is complete; it takes no more bytes")
-        on_disk = deps.parts.size(upload_id)
-        if on_disk > doc["offset"] and _abandoned_unchecked(doc):  # bytes a dead writer may have acknowledged
-            doc = await _adopt(doc, on_disk, deps=deps)
+        doc = await _match_disk(doc, deps=deps)
         token, at = uuid.uuid4().hex, now()
         until = at + deps.limits.lock_lease
         locked = await deps.uploads.lock(upload_id, token, now=at, until=until, checksum=body.checksum is not None)
@@ -535,8 +541,8 @@ async def _advance(
     until = at + deps.limits.lock_lease
     set_ = {"offset": doc["offset"] + written, "updated_at": at, "expires_at": at + deps.limits.upload_ttl}
     if complete is None and not lease.checksum:
-        # Bytes that needed no verification, fsynced: should this process die before the write lands, HEAD
-        # adopts them from the disk once the lease runs out (`_adopt`), so the answer need not wait for it.
+        # Bytes that needed no verification, fsynced: should this process die before the write lands, the next
+        # HEAD or PATCH adopts them once the lease runs out (`_match_disk`), so the answer need not wait for it.
         lease.doc = {**doc, **set_, "lock": {"token": lease.token, "until": until, "checksum": False}}
         _record_behind(lease, deps=deps)
         UPLOAD_BYTES.inc(written)
@@ -579,7 +585,7 @@ async def _complete(lease: Lease, written: int, *, deps: Ingest) -> dict[str, An
     )
 
 
-def _record_behind(lease: Lease, *, deps: Ingest) -> asyncio.Future[bool]:
+def _record_behind(lease: Lease, *, deps: Ingest) -> None:
     """Start writing the lease's acknowledged state (offset and times, from `lease.doc`) and extending its lock:
     the write-behind of `_advance`, or `_settle`'s retry of one that failed."""
     doc = lease.doc
@@ -587,7 +593,6 @@ def _record_behind(lease: Lease, *, deps: Ingest) -> asyncio.Future[bool]:
     recording = asyncio.ensure_future(_write_recorded(lease, fields, now() + deps.limits.lock_lease, deps=deps))
     recording.add_done_callback(_log_failed_record)
     lease.recording = recording
-    return recording
 
 
 async def _write_recorded(lease: Lease, fields: dict[str, Any], until: datetime, *, deps: Ingest) -> bool:
@@ -602,8 +607,8 @@ def _failed(recording: asyncio.Future[bool]) -> bool:
 
 
 def _log_failed_record(recording: asyncio.Future[bool]) -> None:
-    if not recording.cancelled() and recording.exception() is not None:  # `_settle` writes it again
-        log.warning("an acknowledged upload offset was not recorded yet: %s", recording.exception())
+    if not recording.cancelled() and (error := recording.exception()) is not None:  # `_settle` writes it again
+        log.warning("an acknowledged upload offset was not recorded yet: %s", error)
 
 
 async def _settle(lease: Lease, *, deps: Ingest) -> None:

@@ -79,6 +79,26 @@ async def _patch(
     )
 
 
+async def _first_mib_answered_unrecorded(
+    client: TestClient,  # type: ignore[type-arg]
+    auth: dict[str, str],
+    run_id: str,
+    ingest_db: Any,
+    gate: Gate,
+    name: str,
+    size: int,
+) -> tuple[bytes, str]:
+    """A new upload of `size` random bytes whose first MiB is PATCHed without a checksum while the gate holds the
+    offset write: answered (204, offset 1 MiB) although the database still says 0. (data, location)."""
+    data = os.urandom(size)
+    location = await _create(client, auth, run_id, name, size)
+    gate.open.clear()
+    response = await asyncio.wait_for(_patch(client, auth, location, 0, data[:MIB]), 10)
+    assert response.status == 204 and response.headers["Upload-Offset"] == str(MIB)
+    assert await _recorded_offset(ingest_db, location) == 0  # answered, not yet recorded
+    return data, location
+
+
 async def test_an_unchecked_patch_is_answered_before_its_offset_is_recorded_and_head_waits_for_it(
     client: TestClient,  # type: ignore[type-arg]
     auth: dict[str, str],
@@ -87,12 +107,7 @@ async def test_an_unchecked_patch_is_answered_before_its_offset_is_recorded_and_
     gate: Gate,
 ) -> None:
     run = await register()
-    data = os.urandom(4 * MIB)
-    location = await _create(client, auth, run["id"], "wb.bin", len(data))
-    gate.open.clear()
-    response = await asyncio.wait_for(_patch(client, auth, location, 0, data[:MIB]), 10)
-    assert response.status == 204 and response.headers["Upload-Offset"] == str(MIB)
-    assert await _recorded_offset(ingest_db, location) == 0  # answered, not yet recorded
+    data, location = await _first_mib_answered_unrecorded(client, auth, run["id"], ingest_db, gate, "wb.bin", 4 * MIB)
     head = asyncio.create_task(client.head(location, headers={**auth, **tus()}))
     await asyncio.sleep(0.3)
     assert not head.done(), "HEAD answered from the database before the acknowledged offset was in it"
@@ -134,12 +149,10 @@ async def test_bytes_acknowledged_by_a_process_that_died_before_recording_them_a
     gate: Gate,
 ) -> None:
     run = await register()
-    data = os.urandom(3 * MIB)
-    location = await _create(client, auth, run["id"], "crash.bin", len(data))
-    gate.open.clear()  # the first process never gets its offset into the database: it "dies" right after answering
-    response = await asyncio.wait_for(_patch(client, auth, location, 0, data[:MIB]), 10)
-    assert response.status == 204 and response.headers["Upload-Offset"] == str(MIB)
-    assert await _recorded_offset(ingest_db, location) == 0
+    # the first process never gets its offset into the database: it "dies" right after answering
+    data, location = await _first_mib_answered_unrecorded(
+        client, auth, run["id"], ingest_db, gate, "crash.bin", 3 * MIB
+    )
 
     other = await aiohttp_client(root_app({PREFIX: create_app(ingest_settings)}))  # the next process
     head = await other.head(location, headers={**auth, **tus()})
@@ -217,11 +230,7 @@ async def test_a_patch_that_fails_unexpectedly_keeps_the_offset_acknowledged_bef
     """The failed PATCH releases the lock with the last acknowledged offset, even though that offset's own write
     has not landed yet (it then finds the lock gone and changes nothing)."""
     run = await register()
-    data = os.urandom(3 * MIB)
-    location = await _create(client, auth, run["id"], "fail.bin", len(data))
-    gate.open.clear()
-    response = await asyncio.wait_for(_patch(client, auth, location, 0, data[:MIB]), 10)
-    assert response.status == 204 and response.headers["Upload-Offset"] == str(MIB)
+    data, location = await _first_mib_answered_unrecorded(client, auth, run["id"], ingest_db, gate, "fail.bin", 3 * MIB)
     parts = _deps(client).parts
 
     async def broken_disk(*args: Any, **kwargs: Any) -> Any:
